@@ -1,0 +1,37 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_WORKERS ?= auto
+
+.PHONY: install run test lint format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## Start the server with its embedded defaults (SQLite + attachments in ./data, bundled neurons).
+run: install
+	$(VENV)/bin/neurocortex serve
+
+## Lint, then the whole test suite (tests in parallel, one server per test module).
+test: install lint
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench neurons
+	$(VENV)/bin/ruff format --check src tests bench neurons
+
+format: install
+	$(VENV)/bin/ruff check --fix src tests bench neurons
+	$(VENV)/bin/ruff format src tests bench neurons
+
+bench: install
+	$(PY) bench/overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

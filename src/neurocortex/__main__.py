@@ -1,0 +1,3 @@
+from neurocortex.cli import main
+
+main()

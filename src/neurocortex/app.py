@@ -1,0 +1,106 @@
+"""The ASGI application: wiring at start-up (database, migrations, catalog, dispatcher) and the routers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from neurocortex import __version__
+from neurocortex.api import errors
+from neurocortex.api.middleware import CortexMiddleware
+from neurocortex.api.routes import jobs, organizations, status, stream, users, workers
+from neurocortex.crypto import SecretBox, load_or_create_secret
+from neurocortex.execution.dispatcher import EmbeddedDispatcher
+from neurocortex.execution.executor import Executor
+from neurocortex.execution.runners.process import ProcessRunner
+from neurocortex.services import organizations as organization_service
+from neurocortex.services import users as user_service
+from neurocortex.services.base import Services
+from neurocortex.services.catalog import CatalogLoader
+from neurocortex.settings import Settings
+from neurocortex.store.datastore import Datastore
+from neurocortex.store.db import Database, ensure_sqlite_directory
+
+log = logging.getLogger("neurocortex")
+
+
+async def build_services(settings: Settings) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url
+    ensure_sqlite_directory(url)
+    db = Database(url)
+    await db.migrate()
+    runners = {"process": ProcessRunner(settings.max_captured_output)}
+    available = {name for name, runner in runners.items() if runner.available()}
+    svc = Services(
+        runners=runners,
+        settings=settings,
+        db=db,
+        box=SecretBox(load_or_create_secret(settings.secret_key, settings.data_dir)),
+        datastore=Datastore(settings.attachment_directory),
+        catalog_loader=CatalogLoader(
+            settings.analyzers, settings.responders, available & set(settings.runners)
+        ),
+    )
+    await organization_service.ensure_cortex_org(svc)
+    await svc.rescan()
+    return svc
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = await build_services(settings)
+        app.state.services = svc
+        app.state.users_exist = await user_service.any_user_exists(svc)
+        app.state.setup_token = settings.setup_token or secrets.token_urlsafe(24)
+        if not app.state.users_exist:
+            log.warning(
+                "No user yet: create the first superadmin from this machine, or from elsewhere with the header "
+                "X-Neurocortex-Setup-Token: %s (or run `neurocortex init`)",
+                app.state.setup_token,
+            )
+        pending: set[asyncio.Task[Any]] = set()
+
+        def background(coro: Coroutine[Any, Any, Any]) -> None:
+            task = asyncio.create_task(coro)
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        app.state.background = background
+        dispatcher = EmbeddedDispatcher(svc, Executor(svc, svc.runners))
+        svc.job_created = dispatcher.wake
+        app.state.dispatcher = dispatcher
+        await dispatcher.start()
+        log.info("neurocortex %s ready on http://%s:%s", __version__, settings.host, settings.port)
+        try:
+            yield
+        finally:
+            await dispatcher.stop()
+            for task in pending:
+                task.cancel()
+            await svc.db.close()
+
+    app = FastAPI(
+        title="neurocortex",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    errors.install(app)
+    # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
+    for router in (status.router, stream.router, jobs.router, workers.analyzers, workers.responders,
+                   users.router, organizations.router):  # fmt: skip
+        app.include_router(router)
+    app.add_middleware(CortexMiddleware, max_body=settings.max_upload_size)
+    return app

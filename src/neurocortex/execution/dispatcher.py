@@ -1,0 +1,205 @@
+"""The embedded dispatcher: claims Waiting jobs from the database and runs them in this process.
+
+The job row is the only source of truth. A claim is one conditional UPDATE (`Waiting → InProgress`)
+that also takes a lease; a heartbeat renews the leases of the jobs this node runs. A job whose lease
+ran out (its node died) is given back once, then failed with a clear message — it never stays
+`InProgress` without an executor (Cortex #363). Jobs still `Waiting` at start-up are simply picked up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import Any
+
+from sqlalchemy import and_, select, update
+
+from neurocortex.execution.executor import Executor
+from neurocortex.ids import now_ms
+from neurocortex.services.base import Services
+from neurocortex.store import tables as t
+
+log = logging.getLogger(__name__)
+
+LEASE_MS = 60_000
+HEARTBEAT_SECONDS = 20.0
+SWEEP_SECONDS = 15.0
+IDLE_POLL_SECONDS = 1.0
+MAX_ATTEMPTS = 2
+
+
+class EmbeddedDispatcher:
+    def __init__(self, svc: Services, executor: Executor) -> None:
+        self.svc = svc
+        self.executor = executor
+        self.node = f"node-{secrets.token_hex(6)}"
+        self.limits = {
+            "analyzer": svc.settings.analyzer_concurrency,
+            "responder": svc.settings.responder_concurrency,
+        }
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.running_by_type = {"analyzer": 0, "responder": 0}
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def wake(self, _job: Any = None) -> None:
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        await self.recover_expired()
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="dispatcher-claims"),
+            asyncio.create_task(self._heartbeat_loop(), name="dispatcher-heartbeat"),
+        ]
+
+    async def stop(self) -> None:
+        interrupted = list(self.running)
+        tasks = self._tasks + list(self.running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if interrupted:
+            # give our jobs back right away instead of letting their leases run out; not counted as a try
+            async with self.svc.db.write() as conn:
+                await conn.execute(
+                    update(t.job)
+                    .where(
+                        t.job.c.id.in_(interrupted),
+                        t.job.c.status == "InProgress",
+                        t.job.c.lease_owner == self.node,
+                    )  # fmt: skip
+                    .values(
+                        status="Waiting",
+                        startDate=None,
+                        lease_owner=None,
+                        lease_until=None,
+                        attempts=t.job.c.attempts - 1,
+                    )  # fmt: skip
+                )
+
+    async def _claim_loop(self) -> None:
+        while True:
+            self._wakeup.clear()
+            try:
+                await self._claim_and_start()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatcher: claiming jobs failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
+
+    async def _claim_and_start(self) -> None:
+        for worker_type, limit in self.limits.items():
+            free = limit - self.running_by_type[worker_type]
+            while free > 0:
+                claimed = await self._claim(worker_type, free)
+                if not claimed:
+                    break
+                for job in claimed:
+                    self._start(job)
+                free -= len(claimed)
+
+    async def _claim(self, worker_type: str, count: int) -> list[dict[str, Any]]:
+        now = now_ms()
+        async with self.svc.db.write() as conn:
+            candidates = (
+                (
+                    await conn.execute(
+                        select(t.job.c.id)
+                        .where(t.job.c.status == "Waiting", t.job.c.type == worker_type)
+                        .order_by(t.job.c.id)
+                        .limit(count)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            claimed = []
+            for job_id in candidates:
+                result = await conn.execute(
+                    update(t.job)
+                    .where(t.job.c.id == job_id, t.job.c.status == "Waiting")
+                    .values(
+                        status="InProgress",
+                        startDate=now,
+                        lease_owner=self.node,
+                        lease_until=now + LEASE_MS,
+                        attempts=t.job.c.attempts + 1,
+                    )  # fmt: skip
+                    .returning(*t.job.c)
+                )
+                row = result.first()
+                if row is not None:
+                    claimed.append(dict(row._mapping))
+        return claimed
+
+    def _start(self, job: dict[str, Any]) -> None:
+        self.running_by_type[job["type"]] += 1
+        task = asyncio.create_task(self.executor.execute(job), name=f"job-{job['id']}")
+        self.running[job["id"]] = task
+
+        def done(_task: asyncio.Task[None], job_id: str = job["id"], worker_type: str = job["type"]) -> None:
+            self.running.pop(job_id, None)
+            self.running_by_type[worker_type] -= 1
+            self._wakeup.set()
+
+        task.add_done_callback(done)
+
+    async def _heartbeat_loop(self) -> None:
+        since_sweep = 0.0
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                if self.running:
+                    async with self.svc.db.write() as conn:
+                        await conn.execute(
+                            update(t.job)
+                            .where(
+                                t.job.c.id.in_(list(self.running)),
+                                t.job.c.lease_owner == self.node,
+                                t.job.c.status == "InProgress",
+                            )  # fmt: skip
+                            .values(lease_until=now_ms() + LEASE_MS)
+                        )
+                since_sweep += HEARTBEAT_SECONDS
+                if since_sweep >= SWEEP_SECONDS:
+                    since_sweep = 0.0
+                    await self.recover_expired()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatcher: heartbeat failed")
+
+    async def recover_expired(self) -> None:
+        """Jobs whose executor vanished: back to Waiting for one more try, or Failure after that."""
+        now = now_ms()
+        expired = and_(t.job.c.status == "InProgress", t.job.c.lease_until < now)
+        async with self.svc.db.write() as conn:
+            retried = await conn.execute(
+                update(t.job)
+                .where(expired, t.job.c.attempts < MAX_ATTEMPTS)
+                .values(status="Waiting", startDate=None, lease_owner=None, lease_until=None)
+            )
+            failed = await conn.execute(
+                update(t.job)
+                .where(expired)
+                .values(
+                    status="Failure",
+                    endDate=now,
+                    lease_until=None,
+                    errorMessage="The job was interrupted twice: the process running it stopped (crash or restart) "
+                    "and so did the retry",
+                )
+                .returning(t.job.c.id)
+            )
+            failed_ids = failed.scalars().all()
+        for job_id in failed_ids:
+            self.svc.events.job_ended(job_id)
+        if retried.rowcount or failed_ids:
+            log.warning(
+                "dispatcher: %d interrupted jobs retried, %d failed", retried.rowcount, len(failed_ids)
+            )
+            self._wakeup.set()

@@ -1,0 +1,217 @@
+"""Running one claimed job: prepare its directory, pick a runner, run the worker, collect and store the result.
+
+Whatever the worker does — crash, hang, print gigabytes, write garbage — the job ends as Success or
+Failure with a message that says what happened, and its directory is removed (unless kept on purpose).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+
+from neurocortex.execution.jobdir import JobDirectory, JobInput, build_config, redact
+from neurocortex.execution.runners.base import Runner, RunSpec
+from neurocortex.execution.runners.process import command_argv
+from neurocortex.services import results, workers
+from neurocortex.services.base import Services
+from neurocortex.services.catalog import WorkerDefinition
+from neurocortex.store import tables as t
+
+log = logging.getLogger(__name__)
+
+
+class WorkerCannotRun(Exception):
+    pass
+
+
+def worker_environment(cacerts: str | None) -> dict[str, str]:
+    # the engine's own settings (secret key, database URL with its password) are no business of a worker
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROCORTEX_")}
+    if cacerts:
+        env["REQUESTS_CA_BUNDLE"] = cacerts
+    return env
+
+
+def policy_violation(job: dict[str, Any], config: dict[str, Any]) -> str | None:
+    """The TLP/PAP limits of the worker's configuration, enforced before any worker code runs — also for
+    workers that do not use cortexutils — with cortexutils' own messages."""
+    for level in ("tlp", "pap"):
+        maximum = config.get(f"max_{level}")
+        if config.get(f"check_{level}") is True:
+            limit = maximum if isinstance(maximum, int | float) and not isinstance(maximum, bool) else 2
+            if job[level] > limit:
+                return f"{level.upper()} is higher than allowed."
+    return None
+
+
+class Executor:
+    def __init__(self, svc: Services, runners: dict[str, Runner]) -> None:
+        self.svc = svc
+        self.runners = runners
+
+    async def execute(self, job: dict[str, Any]) -> None:
+        try:
+            await self._execute(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never leave a job InProgress because of a bug of ours
+            log.exception("job %s failed in the engine", job["id"])
+            await results.fail(self.svc, job, f"Internal error while running the job: {exc}")
+
+    async def _execute(self, job: dict[str, Any]) -> None:
+        svc = self.svc
+        async with svc.db.read() as conn:
+            worker = (await conn.execute(select(t.worker).where(t.worker.c.id == job["workerId"]))).first()
+        if worker is None:
+            await results.fail(svc, job, f"worker {job['workerId']} not found")
+            return
+        worker = dict(worker._mapping)
+        definition = svc.catalog.get(worker["type"], worker["workerDefinitionId"])
+        configuration = workers.decrypt_configuration(svc, worker)
+        config = build_config(definition.config if definition else {}, configuration)
+        job_input = JobInput(
+            job_id=job["id"],
+            data_type=job["dataType"],
+            tlp=job["tlp"],
+            pap=job["pap"],
+            message=job["message"],
+            parameters=orjson.loads(job["parameters"]),
+            config=config,
+            data=orjson.loads(job["data"])
+            if job["type"] == "responder" and job["data"] is not None
+            else job["data"],
+        )
+        if job["attachment"]:
+            path = svc.datastore.path(job["attachment"]["id"])
+            if path is None:
+                await results.fail(
+                    svc, job, f"attachment {job['attachment']['id']} is missing from the datastore"
+                )
+                return
+            job_input.attachment_path = path
+            job_input.attachment_name = job["attachment"].get("name")
+            job_input.attachment_content_type = job["attachment"].get("contentType")
+
+        violation = policy_violation(job, config)
+        if violation:
+            await results.fail(svc, job, violation, orjson.dumps(redact(_input_document(job_input))).decode())
+            return
+
+        svc.settings.resolved_job_directory.mkdir(parents=True, exist_ok=True)
+        directory = await asyncio.to_thread(
+            JobDirectory.create, svc.settings.resolved_job_directory, job["id"]
+        )
+        try:
+            document = await asyncio.to_thread(directory.write_input, job_input)
+            try:
+                runner, spec = self._plan(worker, definition, directory, config)
+            except WorkerCannotRun as exc:
+                await results.fail(svc, job, str(exc), orjson.dumps(redact(document)).decode())
+                return
+            outcome = await runner.run(spec)
+            if outcome.timed_out:
+                minutes = spec.timeout / 60 if spec.timeout else 0
+                message = (
+                    f"Job timeout: the worker was still running after {minutes:g} minutes and was killed"
+                )
+                if outcome.output.strip():
+                    message += f"\n{outcome.output}"
+                await results.fail(svc, job, message, orjson.dumps(redact(document)).decode())
+                return
+            if outcome.error:
+                await results.fail(svc, job, outcome.error, orjson.dumps(redact(document)).decode())
+                return
+            if not directory.has_output():
+                directory.write_failure(outcome.output or "no output")
+            output = await asyncio.to_thread(directory.read_output, svc.settings.max_output_json)
+            if not output.success:
+                await results.fail(svc, job, output.error_message or "", output.input)
+                return
+            artifacts = []
+            for artifact in output.artifacts:
+                if artifact["dataType"] == "file":
+                    attachment = await results.store_file_artifact(svc, artifact)
+                    if attachment is None:
+                        continue
+                    artifact = {
+                        k: v for k, v in artifact.items() if k not in ("path", "filename", "contentType")
+                    }
+                    artifact["attachment"] = attachment
+                artifacts.append(artifact)
+            await results.succeed(svc, job, output.full, output.summary, output.operations, artifacts)
+        finally:
+            if not self._keep(job):
+                await asyncio.to_thread(directory.remove)
+
+    def _keep(self, job: dict[str, Any]) -> bool:
+        if self.svc.settings.keep_job_folder:
+            return True
+        try:
+            return orjson.loads(job["parameters"]).get("keepJobFolder") is True
+        except (orjson.JSONDecodeError, AttributeError):
+            return False
+
+    def _plan(
+        self,
+        worker: dict[str, Any],
+        definition: WorkerDefinition | None,
+        directory: JobDirectory,
+        config: dict[str, Any],
+    ) -> tuple[Runner, RunSpec]:
+        timeout_minutes = worker["jobTimeout"] if worker["jobTimeout"] else self.svc.settings.job_timeout
+        cacerts = directory.cacerts
+        for name in self.svc.settings.runners:
+            runner = self.runners.get(name)
+            if runner is None or not runner.available():
+                continue
+            if name == "process":
+                root, command = _process_command(worker, definition)
+                if command is None:
+                    continue
+                python = self.svc.settings.python or _default_python()
+                try:
+                    argv = command_argv(root, command, python, directory.path)
+                except ValueError as exc:
+                    raise WorkerCannotRun(f"Worker cannot be run: {exc}") from None
+                env = worker_environment(str(cacerts) if cacerts else None)
+                return runner, RunSpec(argv=argv, cwd=root, env=env, timeout=timeout_minutes * 60)
+        raise WorkerCannotRun("Worker cannot be run")
+
+
+def _process_command(worker: dict[str, Any], definition: WorkerDefinition | None):
+    """(catalog root, command relative to it): from the definition, or from the worker's stored absolute
+    command when its definition left the catalog (an obsolete worker still runs, as in Cortex)."""
+    if definition is not None and definition.command and definition.root:
+        return definition.root, definition.command
+    if worker["command"]:
+        program = Path(worker["command"])
+        root = program.parent.parent
+        return root, str(program.relative_to(root))
+    return None, None
+
+
+def _default_python() -> str:
+    return sys.executable
+
+
+def _input_document(job_input: JobInput) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    if job_input.attachment_path is not None:
+        document |= {"filename": job_input.attachment_name, "contentType": job_input.attachment_content_type}
+    else:
+        document["data"] = job_input.data
+    return document | {
+        "dataType": job_input.data_type,
+        "tlp": job_input.tlp,
+        "pap": job_input.pap,
+        "message": job_input.message,
+        "parameters": job_input.parameters,
+        "config": job_input.config,
+    }

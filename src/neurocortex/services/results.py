@@ -1,0 +1,134 @@
+"""How a job ends: its report and artifacts, or its failure, written in one transaction, then announced."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select, update
+
+from neurocortex.ids import new_id, now_ms
+from neurocortex.services.base import Services
+from neurocortex.store import tables as t
+
+log = logging.getLogger(__name__)
+
+
+async def store_file_artifact(svc: Services, artifact: dict[str, Any]) -> dict[str, Any] | None:
+    """Move a worker's output file into the datastore; the artifact then refers to it by hash."""
+    try:
+        with open(artifact["path"], "rb") as handle:
+            stored = await asyncio.to_thread(svc.datastore.put_file, handle, svc.settings.max_upload_size)
+    except Exception as exc:  # a file the worker cannot give us is dropped, not the whole report
+        log.warning("file artifact %s dropped: %s", artifact.get("filename"), exc)
+        return None
+    async with svc.db.write() as conn:
+        if (
+            await conn.execute(select(t.attachment.c.id).where(t.attachment.c.id == stored.id))
+        ).first() is None:
+            await conn.execute(
+                insert(t.attachment).values(
+                    id=stored.id, sha1=stored.sha1, md5=stored.md5, size=stored.size, createdAt=now_ms()
+                )
+            )
+    return {
+        "name": artifact["filename"],
+        "hashes": stored.hashes,
+        "size": stored.size,
+        "contentType": artifact.get("contentType") or "application/octet-stream",
+        "id": stored.id,
+    }
+
+
+async def succeed(
+    svc: Services,
+    job: dict[str, Any],
+    full: dict[str, Any],
+    summary: dict[str, Any],
+    operations: list[dict[str, Any]],
+    artifacts: list[dict[str, Any]],
+) -> bool:
+    """Store the report; False when the job was not ours any more (deleted or taken over meanwhile)."""
+    now = now_ms()
+    system = {"createdBy": job["createdBy"], "createdAt": now}
+    report_id = new_id()
+    rows = []
+    for artifact in artifacts:
+        row = {
+            "id": new_id(),
+            "report": report_id,
+            "job": job["id"],
+            "dataType": artifact["dataType"],
+            "data": artifact.get("data"),
+            "attachment": artifact.get("attachment"),
+            "tlp": artifact.get("tlp", job["tlp"]),
+            "tags": artifact.get("tags", []),
+            "message": artifact.get("message"),
+            **system,
+        }
+        rows.append(row)
+    async with svc.db.write() as conn:
+        claimed = await conn.execute(
+            update(t.job)
+            .where(
+                t.job.c.id == job["id"],
+                t.job.c.status == "InProgress",
+                t.job.c.lease_owner == job["lease_owner"],
+            )
+            .values(
+                status="Success", endDate=now, updatedBy=job["createdBy"], updatedAt=now, lease_until=None
+            )
+        )
+        if claimed.rowcount != 1:
+            return False
+        await conn.execute(
+            insert(t.report).values(
+                id=report_id,
+                job=job["id"],
+                full=orjson.dumps(full).decode(),
+                summary=orjson.dumps(summary).decode(),
+                operations=orjson.dumps(operations).decode(),
+                **system,
+            )
+        )
+        if rows:
+            await conn.execute(insert(t.artifact), rows)
+    _announce(svc, job, "Success")
+    return True
+
+
+async def fail(svc: Services, job: dict[str, Any], message: str, input_text: str | None = None) -> bool:
+    now = now_ms()
+    async with svc.db.write() as conn:
+        claimed = await conn.execute(
+            update(t.job)
+            .where(
+                t.job.c.id == job["id"],
+                t.job.c.status == "InProgress",
+                t.job.c.lease_owner == job["lease_owner"],
+            )
+            .values(
+                status="Failure",
+                endDate=now,
+                errorMessage=message,
+                input=input_text,
+                updatedBy=job["createdBy"],
+                updatedAt=now,
+                lease_until=None,
+            )
+        )
+    if claimed.rowcount != 1:
+        return False
+    _announce(svc, job, "Failure", {"errorMessage": message})
+    return True
+
+
+def _announce(svc: Services, job: dict[str, Any], status: str, extra: dict[str, Any] | None = None) -> None:
+    details = {"status": status, **(extra or {})}
+    svc.events.job_ended(job["id"])
+    public = {k: v for k, v in job.items() if k not in ("lease_owner", "lease_until", "attempts", "input")}
+    svc.publish(
+        job["createdBy"], "", "job", job["id"], "Update", job["organization"], public | details, details
+    )

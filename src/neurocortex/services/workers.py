@@ -1,0 +1,404 @@
+"""Workers: analyzers and responders enabled in an organization, with their validated configuration,
+and the organization-level base configurations (§2.3, §2.5, §5.2)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from neurocortex.auth.context import AuthContext
+from neurocortex.errors import (
+    AttributeError_,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    invalid_format,
+    missing_attribute,
+    raise_attribute_errors,
+    read_only_attribute,
+    unknown_attribute,
+)
+from neurocortex.ids import new_id, now_ms
+from neurocortex.services.base import Services, as_dict
+from neurocortex.services.catalog import MISSING, ConfigurationItem, WorkerDefinition
+from neurocortex.store import tables as t
+from neurocortex.store.search import search as store_search
+from neurocortex.store.search_models import WORKER
+
+RATE_UNITS = {"Second": 1, "Minute": 60, "Hour": 3600, "Day": 86400, "Month": 2592000}
+WRITABLE = (
+    "name",
+    "configuration",
+    "rate",
+    "rateUnit",
+    "jobCache",
+    "jobTimeout",
+    "dataTypeList",
+    "dockerImage",
+)
+READ_ONLY = (
+    "version", "workerDefinitionId", "analyzerDefinitionId", "description", "author", "url", "license",
+    "command", "baseConfig", "type", "organization", "id", "_id", "createdAt", "createdBy", "updatedAt", "updatedBy",
+)  # fmt: skip
+
+TLP_PAP_ITEMS = (
+    ConfigurationItem("check_tlp", "Check TLP of the observable", "boolean"),
+    ConfigurationItem("max_tlp", "Maximum TLP allowed", "number"),
+    ConfigurationItem("check_pap", "Check PAP of the observable", "boolean"),
+    ConfigurationItem("max_pap", "Maximum PAP allowed", "number"),
+)
+
+
+def global_items(svc: Services, worker_type: str) -> tuple[ConfigurationItem, ...]:
+    proxies_and_ca = (
+        ConfigurationItem("proxy_http", "url of http proxy", "string"),
+        ConfigurationItem("proxy_https", "url of https proxy", "string"),
+        ConfigurationItem("cacerts", "certificate authorities", "text"),
+        ConfigurationItem("jobTimeout", "maximum allowed job execution time (in minutes)", "number",
+                          default=svc.settings.job_timeout),
+    )  # fmt: skip
+    if worker_type == "responder":
+        return proxies_and_ca
+    return (
+        ConfigurationItem("auto_extract_artifacts", "extract artifacts from full report automatically", "boolean",
+                          default=False),
+        ConfigurationItem("jobCache", "maximum time, in minutes, previous result is used if similar job is requested",
+                          "number", default=svc.settings.job_cache),
+        *proxies_and_ca,
+    )  # fmt: skip
+
+
+def worker_id(organization: str, name: str, worker_type: str) -> str:
+    return hashlib.md5(f"{organization}_{name}_{worker_type}".encode()).hexdigest()
+
+
+def _type_ok(item: ConfigurationItem, value: Any) -> bool:
+    if item.type in ("string", "text"):
+        return isinstance(value, str)
+    if item.type == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, bool)
+
+
+def validate_configuration(
+    items: tuple[ConfigurationItem, ...], configuration: Any, worker_name: str
+) -> dict[str, Any]:
+    """Every accepted item gets a value (given, default, [] for multi, or null); unknown keys are refused."""
+    if not isinstance(configuration, dict):
+        raise_attribute_errors("worker", [invalid_format("configuration", configuration, "object")])
+    accepted = {item.name: item for item in items}
+    errors: list[AttributeError_] = [
+        unknown_attribute(f"worker.config.{key}", value)
+        for key, value in configuration.items()
+        if key not in accepted
+    ]
+    validated: dict[str, Any] = {}
+    for item in accepted.values():
+        value = configuration.get(item.name, MISSING)
+        if value is MISSING or (value is None and not item.required):
+            if value is None:
+                validated[item.name] = None
+            elif item.default is not MISSING:
+                validated[item.name] = item.default
+            elif item.multi:
+                validated[item.name] = []
+            elif item.required:
+                errors.append(missing_attribute(f"configuration.{item.name}"))
+            else:
+                validated[item.name] = None
+            continue
+        if item.multi:
+            ok = isinstance(value, list) and all(_type_ok(item, v) for v in value)
+        else:
+            ok = _type_ok(item, value)
+        if not ok:
+            expected = f"{'array of ' if item.multi else ''}{item.type}"
+            errors.append(invalid_format(f"configuration.{item.name}", value, expected))
+            continue
+        validated[item.name] = value
+    raise_attribute_errors(f"worker({worker_name}).configuration", errors)
+    return validated
+
+
+def accepted_items(svc: Services, definition: WorkerDefinition) -> tuple[ConfigurationItem, ...]:
+    return definition.items + global_items(svc, definition.type) + TLP_PAP_ITEMS
+
+
+def _check_limits(fields: dict[str, Any], errors: list[AttributeError_]) -> dict[str, Any]:
+    """rate, rateUnit, jobCache, jobTimeout, dataTypeList and dockerImage; null clears an optional one."""
+    values: dict[str, Any] = {}
+    for key in ("rate", "jobCache", "jobTimeout"):
+        if key in fields:
+            value = fields[key]
+            if isinstance(value, str):
+                with contextlib.suppress(ValueError):  # a non-numeric string is refused below
+                    value = float(value) if key != "rate" else int(value)
+            if value is None or (
+                isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+            ):
+                values[key] = value
+            else:
+                errors.append(invalid_format(key, fields[key], "positive number"))
+    if "rateUnit" in fields:
+        if fields["rateUnit"] is None or fields["rateUnit"] in RATE_UNITS:
+            values["rateUnit"] = fields["rateUnit"]
+        else:
+            errors.append(invalid_format("rateUnit", fields["rateUnit"], "|".join(RATE_UNITS)))
+    if "dataTypeList" in fields:
+        value = fields["dataTypeList"]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            values["dataTypeList"] = value
+        else:
+            errors.append(invalid_format("dataTypeList", value, "array of strings"))
+    if "dockerImage" in fields:
+        if fields["dockerImage"] is None or isinstance(fields["dockerImage"], str):
+            values["dockerImage"] = fields["dockerImage"]
+        else:
+            errors.append(invalid_format("dockerImage", fields["dockerImage"], "string"))
+    return values
+
+
+def decrypt_configuration(svc: Services, worker: dict[str, Any]) -> dict[str, Any]:
+    return orjson.loads(svc.box.decrypt(worker["configuration"]))
+
+
+async def enable(
+    svc: Services, ctx: AuthContext, worker_type: str, definition_id: str, fields: dict[str, Any]
+) -> dict[str, Any]:
+    definition = svc.catalog.get(worker_type, definition_id)
+    if definition is None:
+        raise NotFoundError(f"Worker {definition_id} not found")
+    errors = [unknown_attribute(k, v) for k, v in fields.items() if k not in WRITABLE]
+    name = fields.get("name")
+    if not isinstance(name, str) or not name.strip():
+        errors.append(missing_attribute("name") if name is None else invalid_format("name", name, "string"))
+    limits = _check_limits(fields, errors)
+    raise_attribute_errors("worker", errors)
+    configuration = validate_configuration(
+        accepted_items(svc, definition), fields.get("configuration", {}), name
+    )
+    command_path = definition.command_path
+    row = {
+        "id": worker_id(ctx.organization, name, worker_type),
+        "organization": ctx.organization,
+        "name": name,
+        "type": worker_type,
+        "version": definition.version,
+        "workerDefinitionId": definition.id,
+        "description": definition.description,
+        "author": definition.author,
+        "url": definition.url,
+        "license": definition.license,
+        "command": str(command_path) if command_path else None,
+        "dockerImage": definition.docker_image,
+        "dataTypeList": list(definition.data_types),
+        "baseConfig": definition.base_config or definition.name,
+        "configuration": svc.box.encrypt(orjson.dumps(configuration).decode()),
+        "createdBy": ctx.user_id,
+        "createdAt": now_ms(),
+    } | limits
+    try:
+        async with svc.db.write() as conn:
+            await conn.execute(insert(t.worker).values(row))
+    except IntegrityError:
+        raise ConflictError(
+            f"{worker_type} {name} already exists in organization {ctx.organization}"
+        ) from None
+    svc.publish(ctx.user_id, ctx.request_id, "worker", row["id"], "Creation", ctx.organization, public(row))
+    return row
+
+
+async def get(
+    svc: Services, ctx: AuthContext, worker_id_: str, worker_type: str | None = None
+) -> dict[str, Any]:
+    """A worker of the caller's organization; another organization's id is 'not found'."""
+    statement = select(t.worker).where(
+        t.worker.c.id == worker_id_, t.worker.c.organization == ctx.organization
+    )
+    if worker_type:
+        statement = statement.where(t.worker.c.type == worker_type)
+    async with svc.db.read() as conn:
+        worker = as_dict((await conn.execute(statement)).first())
+    if worker is None:
+        raise NotFoundError(f"worker {worker_id_} not found")
+    return worker
+
+
+async def search(
+    svc: Services, ctx: AuthContext, worker_type: str, query: Any, range_: str | None, sort: list[str] | None
+) -> tuple[list[dict[str, Any]], int]:
+    scope = (t.worker.c.organization == ctx.organization) & (t.worker.c.type == worker_type)
+    async with svc.db.read() as conn:
+        return await store_search(conn, WORKER, query, range_, sort, scope)
+
+
+async def by_data_type(
+    svc: Services, ctx: AuthContext, worker_type: str, data_type: str
+) -> list[dict[str, Any]]:
+    rows, _ = await search(
+        svc, ctx, worker_type, {"_field": "dataTypeList", "_value": data_type}, "all", None
+    )
+    return rows
+
+
+async def update_worker(
+    svc: Services, ctx: AuthContext, worker_type: str, worker_id_: str, fields: dict[str, Any]
+) -> dict[str, Any]:
+    worker = await get(svc, ctx, worker_id_, worker_type)
+    errors = [read_only_attribute(k) for k in fields if k in READ_ONLY]
+    errors += [unknown_attribute(k, v) for k, v in fields.items() if k not in WRITABLE and k not in READ_ONLY]
+    changes = _check_limits(fields, errors)
+    if "name" in fields:
+        if isinstance(fields["name"], str) and fields["name"].strip():
+            changes["name"] = fields["name"]
+        else:
+            errors.append(invalid_format("name", fields["name"], "string"))
+    raise_attribute_errors("worker", errors)
+    if "configuration" in fields:
+        definition = svc.catalog.get(worker_type, worker["workerDefinitionId"])
+        configuration = fields["configuration"]
+        if definition is not None:
+            configuration = validate_configuration(
+                accepted_items(svc, definition), configuration, worker["name"]
+            )
+        elif not isinstance(configuration, dict):
+            raise_attribute_errors("worker", [invalid_format("configuration", configuration, "object")])
+        changes["configuration"] = svc.box.encrypt(orjson.dumps(configuration).decode())
+    if changes:
+        changes |= {"updatedBy": ctx.user_id, "updatedAt": now_ms()}
+        async with svc.db.write() as conn:
+            await conn.execute(update(t.worker).where(t.worker.c.id == worker_id_).values(changes))
+        worker |= changes
+        audited = {k: v for k, v in changes.items() if k != "configuration"}
+        svc.publish(ctx.user_id, ctx.request_id, "worker", worker_id_, "Update", ctx.organization, public(worker),
+                    audited)  # fmt: skip
+    return worker
+
+
+async def remove(svc: Services, ctx: AuthContext, worker_type: str, worker_id_: str) -> None:
+    worker = await get(svc, ctx, worker_id_, worker_type)
+    async with svc.db.write() as conn:
+        await conn.execute(delete(t.worker).where(t.worker.c.id == worker_id_))
+    svc.publish(ctx.user_id, ctx.request_id, "worker", worker_id_, "Delete", ctx.organization, public(worker))
+
+
+def public(worker: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in worker.items() if k != "configuration"}
+
+
+async def obsolete_types(svc: Services, ctx: AuthContext) -> list[str]:
+    """`/api/alert`: whether this organization runs workers whose definition left the catalog."""
+    async with svc.db.read() as conn:
+        rows = await conn.execute(
+            select(t.worker.c.type, t.worker.c.workerDefinitionId).where(
+                t.worker.c.organization == ctx.organization
+            )
+        )
+        alerts = []
+        for worker_type, definition_id in rows:
+            if svc.catalog.get(worker_type, definition_id) is None:
+                label = "ObsoleteAnalyzers" if worker_type == "analyzer" else "ObsoleteResponders"
+                if label not in alerts:
+                    alerts.append(label)
+    return sorted(alerts)
+
+
+async def refresh_docker_images(svc: Services) -> None:
+    """After a rescan, workers follow their definition's image (Cortex's worker.updateDockerImage)."""
+    async with svc.db.write() as conn:
+        rows = (await conn.execute(select(t.worker.c.id, t.worker.c.type, t.worker.c.workerDefinitionId,
+                                          t.worker.c.dockerImage))).all()  # fmt: skip
+        for worker_id_, worker_type, definition_id, image in rows:
+            definition = svc.catalog.get(worker_type, definition_id)
+            if definition and definition.docker_image and definition.docker_image != image:
+                await conn.execute(
+                    update(t.worker)
+                    .where(t.worker.c.id == worker_id_)
+                    .values(dockerImage=definition.docker_image)
+                )
+
+
+# -- base configurations (organization-level defaults the UI uses to pre-fill a worker's configuration) --
+
+
+def base_configs(
+    svc: Services, worker_type: str
+) -> dict[str, tuple[list[str], tuple[ConfigurationItem, ...]]]:
+    """name → (definitions sharing it, merged items), `global` first then by name."""
+    grouped: dict[str, tuple[list[str], dict[str, ConfigurationItem]]] = {}
+    for definition in svc.catalog.of_type(worker_type).values():
+        name = definition.base_config or definition.name
+        workers, items = grouped.setdefault(name, ([], {}))
+        workers.append(definition.name)
+        for item in definition.items:
+            items.setdefault(item.name, ConfigurationItem(**{**item.__dict__, "required": False}))
+    result = {"global": ([], global_items(svc, worker_type))}
+    for name in sorted(grouped):
+        workers, items = grouped[name]
+        if items and name != "global":
+            result[name] = (sorted(workers), tuple(items.values()))
+    return result
+
+
+async def stored_base_config(svc: Services, ctx: AuthContext, worker_type: str, name: str) -> dict[str, Any]:
+    statement = select(t.worker_config.c.config).where(
+        t.worker_config.c.organization == ctx.organization,
+        t.worker_config.c.type == worker_type,
+        t.worker_config.c.name == name,
+    )
+    async with svc.db.read() as conn:
+        stored = (await conn.execute(statement)).scalar()
+    return orjson.loads(svc.box.decrypt(stored)) if stored else {}
+
+
+async def save_base_config(
+    svc: Services, ctx: AuthContext, worker_type: str, name: str, config: Any
+) -> dict[str, Any]:
+    configs = base_configs(svc, worker_type)
+    if name not in configs:
+        raise NotFoundError(f"config {name} not found")
+    if not isinstance(config, dict):
+        raise BadRequestError("attribute config has invalid format")
+    items = {item.name: item for item in configs[name][1]}
+    cleaned = {}
+    for key, value in config.items():
+        item = items.get(key)
+        if item is None or value is None:
+            continue  # Cortex drops unknown keys and nulls silently
+        ok = (
+            (isinstance(value, list) and all(_type_ok(item, v) for v in value))
+            if item.multi
+            else _type_ok(item, value)
+        )
+        if not ok:
+            raise_attribute_errors("workerConfig", [invalid_format(f"config.{key}", value, item.type)])
+        cleaned[key] = value
+    encrypted = svc.box.encrypt(orjson.dumps(cleaned).decode())
+    async with svc.db.write() as conn:
+        changed = await conn.execute(
+            update(t.worker_config)
+            .where(
+                t.worker_config.c.organization == ctx.organization,
+                t.worker_config.c.type == worker_type,
+                t.worker_config.c.name == name,
+            )
+            .values(config=encrypted, updatedBy=ctx.user_id, updatedAt=now_ms())
+        )
+        if changed.rowcount == 0:
+            await conn.execute(
+                insert(t.worker_config).values(
+                    id=new_id(),
+                    organization=ctx.organization,
+                    name=name,
+                    type=worker_type,
+                    config=encrypted,
+                    createdBy=ctx.user_id,
+                    createdAt=now_ms(),
+                )  # fmt: skip
+            )
+    return cleaned

@@ -1,0 +1,110 @@
+"""Every setting of neurocortex, its environment variable and its default, in one place.
+
+Settings come from (highest first): command-line flags, `NEUROCORTEX_*` environment variables, the TOML
+file named by `NEUROCORTEX_CONFIG`, then the defaults below. List settings accept a comma-separated
+string in the environment (`NEUROCORTEX_ANALYZERS=/opt/a,/opt/b`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+BUNDLED_NEURONS = Path(__file__).resolve().parent.parent.parent / "neurons"
+"""The `neurons/` directory of a source checkout (the README's install is an editable one)."""
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEUROCORTEX_", extra="ignore")
+
+    # -- the settings of DESIGN.md's table --
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 9001
+    analyzers: CommaList = Field(default_factory=lambda: [str(BUNDLED_NEURONS / "analyzers")])
+    responders: CommaList = Field(default_factory=lambda: [str(BUNDLED_NEURONS / "responders")])
+    broker_url: str | None = None
+    runners: CommaList = Field(default_factory=lambda: ["docker", "process"])
+    misp_modules: CommaList = Field(default_factory=list)
+    secret_key: str | None = None
+
+    # -- jobs --
+    job_directory: Path | None = None
+    """Where job folders are created; `<data_dir>/jobs` when unset."""
+    keep_job_folder: bool = False
+    job_timeout: float = 30.0
+    """Minutes; the default of the global `jobTimeout` item and the runner timeout of workers without one."""
+    job_cache: float = 10.0
+    """Minutes a finished report is served from the cache when the worker sets no `jobCache`."""
+    analyzer_concurrency: int = 20
+    responder_concurrency: int = 20
+    python: str | None = None
+    """Interpreter for `.py` workers that have no virtualenv of their own; the server's by default."""
+
+    # -- limits on what comes in and what workers give back --
+    max_upload_size: int = 1024**3
+    max_output_json: int = 64 * 1024**2
+    max_captured_output: int = 64 * 1024
+    """Bytes of a worker's stdout/stderr kept for the error message (half from the start, half from the end)."""
+
+    # -- web --
+    session_inactivity: int = 3600
+    session_warning: int = 300
+    attachment_password: str = "malware"
+    setup_token: str | None = None
+    """One-time token allowing the first superadmin to be created from a non-loopback address."""
+
+    log_level: str = "info"
+
+    _split = field_validator("analyzers", "responders", "runners", "misp_modules", mode="before")(
+        _split_commas
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("NEUROCORTEX_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    # -- derived values --
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'neurocortex.db').resolve()}"
+
+    @property
+    def resolved_job_directory(self) -> Path:
+        return (self.job_directory or self.data_dir / "jobs").resolve()
+
+    @property
+    def attachment_directory(self) -> Path:
+        return (self.data_dir / "attachments").resolve()

@@ -1,0 +1,178 @@
+"""The database schema (SQLAlchemy Core).
+
+Columns carry Cortex's field names (`createdAt`, `dataType`, `workerId`...) so that the search DSL, the
+sort keys and the JSON rendering address them directly. Internal columns that never reach the wire are
+snake_case. Dates are epoch milliseconds. JSON values that Cortex stores as raw text (`parameters`,
+`full`, `summary`...) stay text; lists that the DSL searches (`roles`, `dataTypeList`, `tags`) are JSON.
+Secrets (`configuration`, `config`, API keys) are stored encrypted (see crypto.py).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _system_columns() -> list[Column]:
+    return [
+        Column("createdBy", String(255), nullable=False),
+        Column("createdAt", BigInteger, nullable=False),
+        Column("updatedBy", String(255)),
+        Column("updatedAt", BigInteger),
+    ]
+
+
+organization = Table(
+    "organization",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    *_system_columns(),
+)
+
+user = Table(
+    "user",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("organization", String(255), ForeignKey("organization.id"), nullable=False, index=True),
+    Column("avatar", Text),
+    Column("preferences", Text, nullable=False),
+    # argon2 hash, or Cortex's "seed,sha256hex" for users migrated from Cortex (rehashed at next login)
+    Column("password", Text),
+    # HMAC of the API key for lookup, and the key itself encrypted so that GET /key can return it
+    Column("key_hash", String(64), unique=True),
+    Column("key_encrypted", Text),
+    *_system_columns(),
+)
+
+worker = Table(
+    "worker",
+    metadata,
+    Column("id", String(32), primary_key=True),  # md5("<org>_<name>_<type>")
+    Column("organization", String(255), ForeignKey("organization.id"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("workerDefinitionId", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("license", Text, nullable=False),
+    Column("command", Text),
+    Column("dockerImage", Text),
+    Column("dataTypeList", JSON, nullable=False),
+    Column("baseConfig", String(255)),
+    Column("configuration", Text, nullable=False),  # encrypted JSON object
+    Column("rate", BigInteger),
+    Column("rateUnit", String(16)),
+    Column("jobCache", Float),
+    Column("jobTimeout", Float),
+    *_system_columns(),
+)
+
+worker_config = Table(
+    "workerConfig",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("organization", String(255), ForeignKey("organization.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("config", Text, nullable=False),  # encrypted JSON object
+    *_system_columns(),
+    Index("ix_workerConfig_org_type_name", "organization", "type", "name", unique=True),
+)
+
+job = Table(
+    "job",
+    metadata,
+    # ids are time-ordered (see ids.py), so ordering by id is insertion order
+    Column("id", String(32), primary_key=True),
+    Column("organization", String(255), nullable=False),
+    Column("workerId", String(32), nullable=False),
+    Column("workerName", String(255), nullable=False),
+    Column("workerDefinitionId", String(255), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("dataType", String(255), nullable=False),
+    Column("data", Text),
+    Column("attachment", JSON),
+    Column("tlp", Integer, nullable=False),
+    Column("pap", Integer, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("parameters", Text, nullable=False),
+    Column("label", Text),
+    Column("cacheTag", String(32), nullable=False),
+    Column("startDate", BigInteger),
+    Column("endDate", BigInteger),
+    Column("errorMessage", Text),
+    Column("input", Text),
+    # execution bookkeeping, never rendered
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_owner", String(64)),
+    Column("lease_until", BigInteger),
+    *_system_columns(),
+    Index("ix_job_org_created", "organization", "createdAt"),
+    Index("ix_job_cache", "cacheTag", "startDate"),
+    Index("ix_job_worker_created", "workerId", "createdAt"),
+    Index("ix_job_status", "status"),
+)
+
+report = Table(
+    "report",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("job", String(32), ForeignKey("job.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("full", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("operations", Text, nullable=False),
+    *_system_columns(),
+)
+
+artifact = Table(
+    "artifact",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("report", String(32), ForeignKey("report.id", ondelete="CASCADE"), nullable=False),
+    Column("job", String(32), nullable=False, index=True),
+    Column("dataType", String(255), nullable=False),
+    Column("data", Text),
+    Column("attachment", JSON),
+    Column("tlp", Integer, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("message", Text),
+    *_system_columns(),
+)
+
+attachment = Table(
+    "attachment",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 hex; the bytes live in the datastore directory
+    Column("sha1", String(40), nullable=False),
+    Column("md5", String(32), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("createdAt", BigInteger, nullable=False),
+)
