@@ -26,6 +26,7 @@ from neurocortex.services.catalog import CatalogLoader
 from neurocortex.settings import Settings
 from neurocortex.store.datastore import Datastore
 from neurocortex.store.db import Database, ensure_sqlite_directory
+from neurocortex.ui import pages
 
 log = logging.getLogger("neurocortex")
 
@@ -100,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
     for router in (status.router, stream.router, jobs.router, workers.analyzers, workers.responders,
-                   users.router, organizations.router):  # fmt: skip
+                   users.router, organizations.router, pages.router):  # fmt: skip
         app.include_router(router)
     app.add_middleware(CortexMiddleware, max_body=settings.max_upload_size)
     return app

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     """Minutes; the default of the global `jobTimeout` item and the runner timeout of workers without one."""
     job_cache: float = 10.0
     """Minutes a finished report is served from the cache when the worker sets no `jobCache`."""
+    job_lease: float = Field(60.0, gt=0)
+    """Seconds a running job's claim lasts without renewal: a job whose server died (kill -9, crash) is
+    retried once this has passed since the last renewal."""
     analyzer_concurrency: int = 20
     responder_concurrency: int = 20
     python: str | None = None

@@ -45,12 +45,19 @@ def superapi(server: Server, superadmin) -> Api:
 def org(superapi: Api) -> dict:
     """An organization and its orgadmin, created and keyed through cortex4py."""
     name = f"c4py{secrets.token_hex(3)}"
-    created = superapi.organizations.create({"name": name, "description": "cortex4py flow", "status": "Active"})
+    created = superapi.organizations.create(
+        {"name": name, "description": "cortex4py flow", "status": "Active"}
+    )
     assert created.id == name and created.status == "Active"
     login = f"{name}-admin"
     user = superapi.users.create(
-        {"login": login, "name": "Flow Admin", "roles": ["read", "analyze", "orgadmin"], "status": "Ok",
-         "organization": name}  # fmt: skip
+        {
+            "login": login,
+            "name": "Flow Admin",
+            "roles": ["read", "analyze", "orgadmin"],
+            "status": "Ok",
+            "organization": name,
+        }  # fmt: skip
     )
     assert user.id == login and user.hasKey is False and user.hasPassword is False
     assert superapi.users.set_password(login, "first-Password1") is True
@@ -133,8 +140,14 @@ def test_analyzer_lifecycle_and_jobs(api: Api, org: dict, tmp_path) -> None:
     sample = tmp_path / "sample.txt"
     sample.write_text("hello from a file, see 198.51.100.23\n")
     file_job = api.analyzers.run_by_id(
-        analyzer.id, {"data": str(sample), "dataType": "file", "tlp": 1, "message": "file smoke",
-                      "parameters": {"k": "v"}},  # fmt: skip
+        analyzer.id,
+        {
+            "data": str(sample),
+            "dataType": "file",
+            "tlp": 1,
+            "message": "file smoke",
+            "parameters": {"k": "v"},
+        },  # fmt: skip
         force=1,
     )
     assert file_job.attachment["name"] == "sample.txt" and len(file_job.attachment["hashes"]) == 3
@@ -154,7 +167,9 @@ def test_analyzer_lifecycle_and_jobs(api: Api, org: dict, tmp_path) -> None:
 
     assert ids(Eq("dataType", "domain")) >= {job.id} and file_job.id not in ids(Eq("dataType", "domain"))
     assert ids(Gt("createdAt", job.createdAt - 1)) >= both
-    assert job.id in ids(Gte("createdAt", job.createdAt)) and job.id not in ids(Lt("createdAt", job.createdAt))
+    assert job.id in ids(Gte("createdAt", job.createdAt)) and job.id not in ids(
+        Lt("createdAt", job.createdAt)
+    )
     assert job.id in ids(Lte("createdAt", job.createdAt))
     assert ids(And(Eq("workerId", analyzer.id), Eq("dataType", "file"))) == {file_job.id}
     assert ids(Or(Id(job.id), Id(file_job.id))) == both

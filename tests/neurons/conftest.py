@@ -56,7 +56,11 @@ class Job:
 
 def clean_env() -> dict:
     """The test process's environment without proxies, so that results do not depend on the machine."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in {"http_proxy", "https_proxy", "no_proxy", "all_proxy"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.lower() not in {"http_proxy", "https_proxy", "no_proxy", "all_proxy"}
+    }
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 

@@ -52,7 +52,9 @@ def test_unknown_shape(make_job):
 
 
 def test_no_artifacts_even_with_auto_extract(make_job):
-    report = make_job(FLAVOR, "hash", hashlib.sha1(b"x").hexdigest(), config={"auto_extract_artifacts": True}).run()
+    report = make_job(
+        FLAVOR, "hash", hashlib.sha1(b"x").hexdigest(), config={"auto_extract_artifacts": True}
+    ).run()
     assert report["artifacts"] == []
 
 

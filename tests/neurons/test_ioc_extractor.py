@@ -17,7 +17,9 @@ The build script setup.py and notes.txt are not domains; c2.evil-domain.co.uk is
 
 
 def test_free_text_file(make_job):
-    report = make_job(FLAVOR, "file", file_bytes=REPORT_TEXT.encode(), filename="notes.txt", content_type="text/plain").run()
+    report = make_job(
+        FLAVOR, "file", file_bytes=REPORT_TEXT.encode(), filename="notes.txt", content_type="text/plain"
+    ).run()
     assert report["success"] is True
     found = artifact_set(report)
     assert found == {
@@ -42,7 +44,9 @@ def test_free_text_file(make_job):
 
 def test_artifacts_do_not_depend_on_auto_extract(make_job):
     # Extraction is the analyzer's purpose: Cortex's default auto_extract_artifacts=false must not hide it.
-    job = make_job(FLAVOR, "other", "see hxxp://bad[.]example[.]net/x", config={"auto_extract_artifacts": False})
+    job = make_job(
+        FLAVOR, "other", "see hxxp://bad[.]example[.]net/x", config={"auto_extract_artifacts": False}
+    )
     assert ("url", "http://bad.example.net/x") in artifact_set(job.run())
 
 
@@ -110,11 +114,15 @@ def test_invalid_utf8_text(make_job):
 
 def build_phish() -> bytes:
     msg = EmailMessage()
-    msg["Received"] = "from mx.victim.example (mx.victim.example [10.0.0.5]) by mail.victim.example; Mon, 1 Jan 2024 10:00:02 +0000"
+    msg["Received"] = (
+        "from mx.victim.example (mx.victim.example [10.0.0.5]) by mail.victim.example; Mon, 1 Jan 2024 10:00:02 +0000"
+    )
     msg["Received"] = (
         "from smtp.bad-sender.net (unknown [45.133.1.20]) by mx.victim.example with ESMTP; Mon, 1 Jan 2024 10:00:01 +0000"
     )
-    msg["Authentication-Results"] = "mx.victim.example; spf=fail smtp.mailfrom=bank.example; dkim=none; dmarc=fail"
+    msg["Authentication-Results"] = (
+        "mx.victim.example; spf=fail smtp.mailfrom=bank.example; dkim=none; dmarc=fail"
+    )
     msg["Return-Path"] = "<bounce@bad-sender.net>"
     msg["From"] = "Your Bank <security@bank.example.com>"
     msg["Reply-To"] = "helpdesk@collector.example.org"
@@ -127,9 +135,19 @@ def build_phish() -> bytes:
         '</p><img src="http://tracker.example.net/p.gif"></body></html>',
         subtype="html",
     )
-    msg.add_attachment(b"MZ\x90\x00fake executable", maintype="application", subtype="octet-stream", filename="invoice.pdf.exe")
+    msg.add_attachment(
+        b"MZ\x90\x00fake executable",
+        maintype="application",
+        subtype="octet-stream",
+        filename="invoice.pdf.exe",
+    )
     msg.add_attachment("contact 91.215.85.17 for details\n", subtype="plain", filename="notes.txt")
-    msg.add_attachment(b"second file with the same name", maintype="application", subtype="octet-stream", filename="notes.txt")
+    msg.add_attachment(
+        b"second file with the same name",
+        maintype="application",
+        subtype="octet-stream",
+        filename="notes.txt",
+    )
     return msg.as_bytes()
 
 
@@ -173,7 +191,11 @@ def test_eml(make_job):
     files = [a for a in report["artifacts"] if a["dataType"] == "file"]
     assert sorted(a["filename"] for a in files) == ["invoice.pdf.exe", "notes.txt", "notes.txt"]
     contents = {(job.output_dir / a["file"]).read_bytes() for a in files}
-    assert contents == {b"MZ\x90\x00fake executable", b"contact 91.215.85.17 for details\n", b"second file with the same name"}
+    assert contents == {
+        b"MZ\x90\x00fake executable",
+        b"contact 91.215.85.17 for details\n",
+        b"second file with the same name",
+    }
     for artifact in files:
         assert "/" not in artifact["file"]
     meta = {a["filename"]: a for a in full["email"]["attachments"]}
@@ -185,7 +207,9 @@ def test_eml(make_job):
 
 def test_eml_detected_by_content(make_job):
     raw = build_phish()
-    report = make_job(FLAVOR, "file", file_bytes=raw, filename="attachment", content_type="application/octet-stream").run()
+    report = make_job(
+        FLAVOR, "file", file_bytes=raw, filename="attachment", content_type="application/octet-stream"
+    ).run()
     assert report["full"]["source"] == "email"
 
 

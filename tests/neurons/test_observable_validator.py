@@ -105,7 +105,12 @@ def test_invalid_domains(make_job, value, problem):
 
 
 def test_url_normalization_and_host_artifact(make_job):
-    job = make_job(FLAVOR, "url", "hxxps[:]//Login.Evil[.]com:443/a?next=http://b.example.org/x", config={"auto_extract_artifacts": True})
+    job = make_job(
+        FLAVOR,
+        "url",
+        "hxxps[:]//Login.Evil[.]com:443/a?next=http://b.example.org/x",
+        config={"auto_extract_artifacts": True},
+    )
     report = job.run()
     full = report["full"]
     assert full["valid"] is True
@@ -132,7 +137,9 @@ def test_url_without_scheme_is_invalid_with_a_suggestion(make_job):
 
 
 def test_mail_address(make_job):
-    job = make_job(FLAVOR, "mail", "John Doe <John.Doe(at)Mail.Example(dot)org>", config={"auto_extract_artifacts": True})
+    job = make_job(
+        FLAVOR, "mail", "John Doe <John.Doe(at)Mail.Example(dot)org>", config={"auto_extract_artifacts": True}
+    )
     report = job.run()
     assert report["full"]["normalized"] == "John.Doe@mail.example.org"
     assert report["full"]["details"]["display_name"] == "John Doe"
@@ -187,7 +194,10 @@ def test_user_agent_family(make_job, agent, level, client):
 
 def test_registry_persistence_key(make_job):
     report = make_job(FLAVOR, "registry", "hklm/Software/Microsoft/Windows/CurrentVersion/RunOnce/").run()
-    assert report["full"]["normalized"] == "HKEY_LOCAL_MACHINE\\Software\\Microsoft\\Windows\\CurrentVersion\\RunOnce"
+    assert (
+        report["full"]["normalized"]
+        == "HKEY_LOCAL_MACHINE\\Software\\Microsoft\\Windows\\CurrentVersion\\RunOnce"
+    )
     assert taxonomies(report)["Persistence"] == ("suspicious", "Run")
 
 
@@ -220,7 +230,11 @@ def test_unrecognisable_other_value(make_job):
 
 def test_tlp_above_maximum_fails_the_job(make_job):
     report = make_job(FLAVOR, "ip", "8.8.8.8", tlp=3).run()
-    assert report == {"success": False, "input": report["input"], "errorMessage": "TLP is higher than allowed."}
+    assert report == {
+        "success": False,
+        "input": report["input"],
+        "errorMessage": "TLP is higher than allowed.",
+    }
 
 
 def test_missing_data_fails_with_a_clear_message(make_job):

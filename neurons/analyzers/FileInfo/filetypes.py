@@ -17,13 +17,42 @@ def _t(key, label, mime, family, *extensions):
     return FileType(key, label, mime, family, extensions)
 
 
-PE = _t("pe", "PE executable", "application/vnd.microsoft.portable-executable", "executable", "exe", "dll", "scr", "sys", "cpl", "ocx", "efi", "drv", "mui")
+PE = _t(
+    "pe",
+    "PE executable",
+    "application/vnd.microsoft.portable-executable",
+    "executable",
+    "exe",
+    "dll",
+    "scr",
+    "sys",
+    "cpl",
+    "ocx",
+    "efi",
+    "drv",
+    "mui",
+)
 MSDOS = _t("msdos", "MS-DOS executable", "application/x-dosexec", "executable", "exe", "com")
 ELF = _t("elf", "ELF binary", "application/x-elf", "executable", "so", "o", "ko", "elf", "bin", "")
 MACHO = _t("macho", "Mach-O binary", "application/x-mach-binary", "executable", "dylib", "bundle", "")
 JAVA_CLASS = _t("class", "Java class file", "application/java-vm", "executable", "class")
 ZIP = _t("zip", "ZIP archive", "application/zip", "archive", "zip")
-OLE2 = _t("ole2", "OLE2 compound document", "application/x-ole-storage", "document", "doc", "xls", "ppt", "msg", "msi", "dot", "xlt", "pot", "pub", "vsd")
+OLE2 = _t(
+    "ole2",
+    "OLE2 compound document",
+    "application/x-ole-storage",
+    "document",
+    "doc",
+    "xls",
+    "ppt",
+    "msg",
+    "msi",
+    "dot",
+    "xlt",
+    "pot",
+    "pub",
+    "vsd",
+)
 TEXT = _t("text", "text", "text/plain", "text", "txt", "log", "csv", "md", "ini", "cfg", "conf")
 
 # (offset, magic, type); checked in order, so more specific signatures come first.
@@ -54,17 +83,45 @@ SIGNATURES = [
     (0, b"(\xb5/\xfd", _t("zstd", "Zstandard compressed data", "application/zstd", "archive", "zst")),
     (0, b"7z\xbc\xaf'\x1c", _t("7z", "7-Zip archive", "application/x-7z-compressed", "archive", "7z")),
     (0, b"Rar!\x1a\x07", _t("rar", "RAR archive", "application/vnd.rar", "archive", "rar")),
-    (0, b"MSCF", _t("cab", "Microsoft Cabinet archive", "application/vnd.ms-cab-compressed", "archive", "cab")),
-    (0, b"!<arch>\n", _t("ar", "ar archive (e.g. Debian package)", "application/x-archive", "archive", "a", "deb", "lib")),
+    (
+        0,
+        b"MSCF",
+        _t("cab", "Microsoft Cabinet archive", "application/vnd.ms-cab-compressed", "archive", "cab"),
+    ),
+    (
+        0,
+        b"!<arch>\n",
+        _t("ar", "ar archive (e.g. Debian package)", "application/x-archive", "archive", "a", "deb", "lib"),
+    ),
     (257, b"ustar", _t("tar", "tar archive", "application/x-tar", "archive", "tar")),
-    (0x8001, b"CD001", _t("iso", "ISO 9660 disk image", "application/x-iso9660-image", "archive", "iso", "img")),
-    (0, b"L\x00\x00\x00\x01\x14\x02\x00", _t("lnk", "Windows shortcut (LNK)", "application/x-ms-shortcut", "executable", "lnk")),
+    (
+        0x8001,
+        b"CD001",
+        _t("iso", "ISO 9660 disk image", "application/x-iso9660-image", "archive", "iso", "img"),
+    ),
+    (
+        0,
+        b"L\x00\x00\x00\x01\x14\x02\x00",
+        _t("lnk", "Windows shortcut (LNK)", "application/x-ms-shortcut", "executable", "lnk"),
+    ),
     (0, b"ITSF", _t("chm", "Compiled HTML Help (CHM)", "application/vnd.ms-htmlhelp", "executable", "chm")),
     (0, b"dex\n", _t("dex", "Android Dalvik executable", "application/vnd.android.dex", "executable", "dex")),
     (0, b"\x00asm", _t("wasm", "WebAssembly module", "application/wasm", "executable", "wasm")),
-    (0, b"SQLite format 3\x00", _t("sqlite", "SQLite database", "application/vnd.sqlite3", "data", "sqlite", "db", "sqlite3")),
-    (0, b"\xd4\xc3\xb2\xa1", _t("pcap", "pcap capture", "application/vnd.tcpdump.pcap", "data", "pcap", "cap")),
-    (0, b"\xa1\xb2\xc3\xd4", _t("pcap", "pcap capture", "application/vnd.tcpdump.pcap", "data", "pcap", "cap")),
+    (
+        0,
+        b"SQLite format 3\x00",
+        _t("sqlite", "SQLite database", "application/vnd.sqlite3", "data", "sqlite", "db", "sqlite3"),
+    ),
+    (
+        0,
+        b"\xd4\xc3\xb2\xa1",
+        _t("pcap", "pcap capture", "application/vnd.tcpdump.pcap", "data", "pcap", "cap"),
+    ),
+    (
+        0,
+        b"\xa1\xb2\xc3\xd4",
+        _t("pcap", "pcap capture", "application/vnd.tcpdump.pcap", "data", "pcap", "cap"),
+    ),
     (0, b"\x0a\x0d\x0d\x0a", _t("pcapng", "pcapng capture", "application/x-pcapng", "data", "pcapng")),
     (0, b"ElfFile\x00", _t("evtx", "Windows event log (EVTX)", "application/x-ms-evtx", "data", "evtx")),
     (0, b"regf", _t("regf", "Windows registry hive", "application/x-ms-registry", "data", "dat", "hiv", "")),
@@ -110,7 +167,11 @@ def detect(head: bytes, extension: str) -> FileType:
         # Java classes and universal Mach-O share this magic; Mach-O stores a small architecture count
         # where Java stores its version (>= 45).
         count = int.from_bytes(head[4:8], "big")
-        return _t("macho", "Mach-O universal binary", "application/x-mach-binary", "executable") if count < 45 else JAVA_CLASS
+        return (
+            _t("macho", "Mach-O universal binary", "application/x-mach-binary", "executable")
+            if count < 45
+            else JAVA_CLASS
+        )
     if head[:4] == b"RIFF" and len(head) >= 12:
         kind = head[8:12]
         return {
@@ -119,7 +180,9 @@ def detect(head: bytes, extension: str) -> FileType:
             b"AVI ": _t("avi", "AVI video", "video/x-msvideo", "media", "avi"),
         }.get(kind, _t("riff", "RIFF container", "application/octet-stream", "media"))
     if head[4:8] == b"ftyp":
-        return _t("mp4", "ISO media (MP4/MOV/HEIC)", "video/mp4", "media", "mp4", "m4a", "m4v", "mov", "heic", "3gp")
+        return _t(
+            "mp4", "ISO media (MP4/MOV/HEIC)", "video/mp4", "media", "mp4", "m4a", "m4v", "mov", "heic", "3gp"
+        )
     if b"%PDF-" in head[:1024]:
         return _PDF
     if looks_like_text(head[:8192]):
@@ -139,7 +202,16 @@ def _detect_text(head: bytes, extension: str) -> FileType:
         return _t("script", label, mime, "script", extension)
     sample = head[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if sample.startswith(b"-----begin "):
-        return _t("pem", "PEM-encoded key or certificate", "application/x-pem-file", "text", "pem", "crt", "cer", "key")
+        return _t(
+            "pem",
+            "PEM-encoded key or certificate",
+            "application/x-pem-file",
+            "text",
+            "pem",
+            "crt",
+            "cer",
+            "key",
+        )
     if sample.startswith(b"<?xml") or sample.startswith(b"<svg"):
         if b"<svg" in sample:
             return _t("svg", "SVG image", "image/svg+xml", "image", "svg")

@@ -2,21 +2,34 @@
 
 import re
 
-EXECUTABLE_EXTENSIONS = frozenset(
-    "exe scr com pif bat cmd ps1 vbs vbe js jse wsf wsh hta msi lnk jar dll cpl sys ocx reg iso img vhd vhdx chm one xll apk".split()
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+EXECUTABLE_EXTENSIONS = _words(
+    """
+    exe scr com pif bat cmd ps1 vbs vbe js jse wsf wsh hta msi lnk jar dll cpl sys ocx reg iso img vhd
+    vhdx chm one xll apk
+    """
 )
-DECOY_EXTENSIONS = frozenset("pdf doc docx xls xlsx ppt pptx rtf txt csv jpg jpeg png gif bmp mp3 mp4 zip rar 7z html htm odt".split())
+DECOY_EXTENSIONS = _words(
+    """
+    pdf doc docx xls xlsx ppt pptx rtf txt csv jpg jpeg png gif bmp mp3 mp4 zip rar 7z html htm odt
+    """
+)
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 # Declared extension -> family its content should belong to (families as in filetypes.FileType).
-EXTENSION_FAMILIES = {
-    **dict.fromkeys("exe dll scr sys cpl ocx efi com".split(), "executable"),
-    **dict.fromkeys("pdf doc docx docm xls xlsx xlsm ppt pptx pptm rtf odt ods odp msg".split(), "document"),
-    **dict.fromkeys("zip rar 7z gz tgz bz2 xz tar cab iso".split(), "archive"),
-    **dict.fromkeys("jpg jpeg png gif bmp tif tiff webp ico".split(), "image"),
-    **dict.fromkeys("txt log csv json xml md ini".split(), "text"),
-    **dict.fromkeys("mp3 mp4 wav avi mov ogg flac".split(), "media"),
+_FAMILY_EXTENSIONS = {
+    "executable": "exe dll scr sys cpl ocx efi com",
+    "document": "pdf doc docx docm xls xlsx xlsm ppt pptx pptm rtf odt ods odp msg",
+    "archive": "zip rar 7z gz tgz bz2 xz tar cab iso",
+    "image": "jpg jpeg png gif bmp tif tiff webp ico",
+    "text": "txt log csv json xml md ini",
+    "media": "mp3 mp4 wav avi mov ogg flac",
 }
+EXTENSION_FAMILIES = {ext: family for family, exts in _FAMILY_EXTENSIONS.items() for ext in exts.split()}
 
 
 def extension_of(name: str) -> str:

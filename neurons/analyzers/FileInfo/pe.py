@@ -6,15 +6,48 @@ import struct
 
 from entropy import shannon
 
-MACHINES = {0x14C: "i386", 0x8664: "AMD64", 0x1C0: "ARM", 0x1C4: "ARMv7 Thumb-2", 0xAA64: "ARM64", 0x200: "IA-64", 0xEBC: "EFI byte code"}
-SUBSYSTEMS = {1: "native", 2: "Windows GUI", 3: "Windows console", 9: "Windows CE", 10: "EFI application",
-              11: "EFI boot driver", 12: "EFI runtime driver", 14: "Xbox", 16: "Windows boot application"}
+MACHINES = {
+    0x14C: "i386",
+    0x8664: "AMD64",
+    0x1C0: "ARM",
+    0x1C4: "ARMv7 Thumb-2",
+    0xAA64: "ARM64",
+    0x200: "IA-64",
+    0xEBC: "EFI byte code",
+}
+SUBSYSTEMS = {
+    1: "native",
+    2: "Windows GUI",
+    3: "Windows console",
+    9: "Windows CE",
+    10: "EFI application",
+    11: "EFI boot driver",
+    12: "EFI runtime driver",
+    14: "Xbox",
+    16: "Windows boot application",
+}
 # Section names left behind by well-known packers and protectors.
 PACKER_SECTIONS = {
-    "UPX0": "UPX", "UPX1": "UPX", "UPX2": "UPX", ".aspack": "ASPack", ".adata": "ASPack", ".MPRESS1": "MPRESS",
-    ".MPRESS2": "MPRESS", ".petite": "Petite", ".nsp0": "NsPack", ".nsp1": "NsPack", ".themida": "Themida",
-    ".vmp0": "VMProtect", ".vmp1": "VMProtect", ".enigma1": "Enigma", "PEC2": "PECompact", "pec1": "PECompact",
-    ".packed": "generic packer", ".kkrunch": "kkrunchy", "MEW": "MEW", "FSG!": "FSG",
+    "UPX0": "UPX",
+    "UPX1": "UPX",
+    "UPX2": "UPX",
+    ".aspack": "ASPack",
+    ".adata": "ASPack",
+    ".MPRESS1": "MPRESS",
+    ".MPRESS2": "MPRESS",
+    ".petite": "Petite",
+    ".nsp0": "NsPack",
+    ".nsp1": "NsPack",
+    ".themida": "Themida",
+    ".vmp0": "VMProtect",
+    ".vmp1": "VMProtect",
+    ".enigma1": "Enigma",
+    "PEC2": "PECompact",
+    "pec1": "PECompact",
+    ".packed": "generic packer",
+    ".kkrunch": "kkrunchy",
+    "MEW": "MEW",
+    "FSG!": "FSG",
 }
 MAX_IMPORTED_DLLS = 256
 MAX_IMPORTED_FUNCTIONS = 8192
@@ -61,7 +94,9 @@ def parse(handle) -> dict | None:
     header = handle.read(24)
     if len(header) < 24 or header[:4] != b"PE\x00\x00":
         return None
-    machine, section_count, timestamp, _, _, optional_size, characteristics = struct.unpack_from("<HHIIIHH", header, 4)
+    machine, section_count, timestamp, _, _, optional_size, characteristics = struct.unpack_from(
+        "<HHIIIHH", header, 4
+    )
     optional = handle.read(optional_size)
     if len(optional) < 2:
         return None
@@ -77,8 +112,10 @@ def parse(handle) -> dict | None:
     }
     directories = []
     if len(optional) >= (112 if is64 else 96):
-        entry, = struct.unpack_from("<I", optional, 16)
-        image_base = struct.unpack_from("<Q", optional, 24)[0] if is64 else struct.unpack_from("<I", optional, 28)[0]
+        (entry,) = struct.unpack_from("<I", optional, 16)
+        image_base = (
+            struct.unpack_from("<Q", optional, 24)[0] if is64 else struct.unpack_from("<I", optional, 28)[0]
+        )
         subsystem, dll_characteristics = struct.unpack_from("<HH", optional, 68)
         dir_offset = 112 if is64 else 96
         (dir_count,) = struct.unpack_from("<I", optional, dir_offset - 4)
@@ -104,7 +141,9 @@ def parse(handle) -> dict | None:
         section["entropy"] = round(shannon(handle.read(min(section["rawSize"], MAX_SECTION_READ))), 3)
     facts["sections"] = sections
     facts["packers"] = sorted({PACKER_SECTIONS[s["name"]] for s in sections if s["name"] in PACKER_SECTIONS})
-    facts["writableExecutableSections"] = [s["name"] for s in sections if "W" in s["flags"] and "X" in s["flags"]]
+    facts["writableExecutableSections"] = [
+        s["name"] for s in sections if "W" in s["flags"] and "X" in s["flags"]
+    ]
 
     def directory(index):
         return directories[index] if index < len(directories) else (0, 0)
@@ -129,7 +168,9 @@ def _section(handle, raw: bytes) -> dict | None:
         return None
     name, vsize, vaddr, rsize, rptr = struct.unpack_from("<8sIIII", raw, 0)
     (characteristics,) = struct.unpack_from("<I", raw, 36)
-    flags = "R" + ("W" if characteristics & _SCN_WRITE else "") + ("X" if characteristics & _SCN_EXECUTE else "")
+    flags = (
+        "R" + ("W" if characteristics & _SCN_WRITE else "") + ("X" if characteristics & _SCN_EXECUTE else "")
+    )
     return {
         "name": name.rstrip(b"\x00").decode("ascii", errors="replace"),
         "virtualAddress": vaddr,

@@ -2,14 +2,39 @@
 
 import struct
 
-ELF_MACHINES = {2: "SPARC", 3: "x86", 8: "MIPS", 20: "PowerPC", 21: "PowerPC64", 22: "S390", 40: "ARM",
-                62: "x86-64", 183: "AArch64", 243: "RISC-V", 258: "LoongArch"}
+ELF_MACHINES = {
+    2: "SPARC",
+    3: "x86",
+    8: "MIPS",
+    20: "PowerPC",
+    21: "PowerPC64",
+    22: "S390",
+    40: "ARM",
+    62: "x86-64",
+    183: "AArch64",
+    243: "RISC-V",
+    258: "LoongArch",
+}
 ELF_TYPES = {1: "relocatable", 2: "executable", 3: "shared object or PIE executable", 4: "core dump"}
 ELF_OSABI = {0: "System V", 3: "Linux", 6: "Solaris", 9: "FreeBSD", 12: "OpenBSD"}
 _PT_INTERP = 3
 
-MACHO_CPUS = {7: "x86", 0x01000007: "x86-64", 12: "ARM", 0x0100000C: "ARM64", 18: "PowerPC", 0x01000012: "PowerPC64"}
-MACHO_TYPES = {1: "object", 2: "executable", 6: "dynamic library", 7: "dynamic linker", 8: "bundle", 11: "kernel extension"}
+MACHO_CPUS = {
+    7: "x86",
+    0x01000007: "x86-64",
+    12: "ARM",
+    0x0100000C: "ARM64",
+    18: "PowerPC",
+    0x01000012: "PowerPC64",
+}
+MACHO_TYPES = {
+    1: "object",
+    2: "executable",
+    6: "dynamic library",
+    7: "dynamic linker",
+    8: "bundle",
+    11: "kernel extension",
+}
 
 
 def parse_elf(handle) -> dict:
@@ -44,9 +69,15 @@ def parse_elf(handle) -> dict:
         if struct.unpack_from(order + "I", header, 0)[0] != _PT_INTERP:
             continue
         if bits == 64:
-            (offset,), (size,) = struct.unpack_from(order + "Q", header, 8), struct.unpack_from(order + "Q", header, 32)
+            (offset,), (size,) = (
+                struct.unpack_from(order + "Q", header, 8),
+                struct.unpack_from(order + "Q", header, 32),
+            )
         else:
-            (offset,), (size,) = struct.unpack_from(order + "I", header, 4), struct.unpack_from(order + "I", header, 16)
+            (offset,), (size,) = (
+                struct.unpack_from(order + "I", header, 4),
+                struct.unpack_from(order + "I", header, 16),
+            )
         handle.seek(offset)
         facts["interpreter"] = handle.read(min(size, 256)).split(b"\x00", 1)[0].decode("ascii", "replace")
         break
@@ -57,9 +88,13 @@ def parse_elf(handle) -> dict:
 def parse_macho(head: bytes) -> dict:
     magic = head[:4]
     if magic == b"\xca\xfe\xba\xbe":
-        count = struct.unpack_from(">I", head, 4)[0]
-        cpus = [MACHO_CPUS.get(struct.unpack_from(">I", head, 8 + i * 20)[0], "unknown") for i in range(min(count, 16))]
+        count = min(struct.unpack_from(">I", head, 4)[0], 16, (len(head) - 8) // 20)
+        cpus = [
+            MACHO_CPUS.get(struct.unpack_from(">I", head, 8 + i * 20)[0], "unknown") for i in range(count)
+        ]
         return {"universal": True, "architectures": cpus}
+    if len(head) < 20:
+        return {"error": "truncated Mach-O header"}
     order = ">" if magic in (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf") else "<"
     cpu, _, file_type, command_count = struct.unpack_from(order + "IIII", head, 4)
     return {

@@ -130,8 +130,12 @@ def _decoded_text(part) -> str:
     try:
         return part.get_content()
     except Exception:
+        # Unknown or misspelt charsets are common in spam; UTF-8 with replacement still shows the URLs.
         payload = part.get_payload(decode=True) or b""
-        return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+        try:
+            return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+        except LookupError:
+            return payload.decode("utf-8", errors="replace")
 
 
 def parse(raw: bytes) -> dict:

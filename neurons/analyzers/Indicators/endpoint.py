@@ -73,10 +73,18 @@ def validate_uri_path(value: str) -> Verdict:
 
 # Order matters: the first matching family wins, and tools often append a browser-like token.
 _UA_FAMILIES = [
-    ("scanner", "suspicious", r"sqlmap|nikto|nmap|masscan|zgrab|nuclei|wpscan|acunetix|nessus|openvas|"
-     r"dirbuster|gobuster|feroxbuster|ffuf|hydra|metasploit|havij|jaeles|whatweb|zmeu|commix|netsparker|qualys"),
-    ("script", "info", r"curl|wget|python-requests|python-urllib|python-httpx|aiohttp|go-http-client|okhttp|"
-     r"libwww-perl|java/|apache-httpclient|powershell|winhttp|axios|node-fetch|ruby|php/|bitsadmin|certutil"),
+    (
+        "scanner",
+        "suspicious",
+        r"sqlmap|nikto|nmap|masscan|zgrab|nuclei|wpscan|acunetix|nessus|openvas|"
+        r"dirbuster|gobuster|feroxbuster|ffuf|hydra|metasploit|havij|jaeles|whatweb|zmeu|commix|netsparker|qualys",
+    ),
+    (
+        "script",
+        "info",
+        r"curl|wget|python-requests|python-urllib|python-httpx|aiohttp|go-http-client|okhttp|"
+        r"libwww-perl|java/|apache-httpclient|powershell|winhttp|axios|node-fetch|ruby|php/|bitsadmin|certutil",
+    ),
     ("bot", "info", r"bot\b|crawler|spider|slurp|bingpreview|facebookexternalhit"),
     ("browser", "info", r"firefox/|chrome/|safari/|edg/|opr/|msie |trident/"),
 ]
@@ -127,7 +135,10 @@ _PERSISTENCE = [
     ("ActiveSetup", r"\\active setup\\installed components\\"),
     ("SessionManager", r"\\control\\session manager(?:\\|$)"),
     ("SilentProcessExit", r"\\silentprocessexit\\"),
-    ("ShellExtensions", r"\\explorer\\(?:shellserviceobjectdelayload|shellexecutehooks|browser helper objects)"),
+    (
+        "ShellExtensions",
+        r"\\explorer\\(?:shellserviceobjectdelayload|shellexecutehooks|browser helper objects)",
+    ),
     ("LogonScript", r"^hkey_current_user\\environment(?:\\userinitmprlogonscript)?$"),
 ]
 

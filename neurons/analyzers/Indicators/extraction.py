@@ -18,10 +18,35 @@ from tlds import is_known_tld
 MAX_INDICATORS = 5000
 
 # Addresses in these scopes are placeholders or local plumbing, not indicators.
-IGNORED_IP_SCOPES = {"unspecified", "loopback", "link-local", "multicast", "broadcast", "this-network", "documentation"}
+IGNORED_IP_SCOPES = {
+    "unspecified",
+    "loopback",
+    "link-local",
+    "multicast",
+    "broadcast",
+    "this-network",
+    "documentation",
+}
 
 # TLDs that are also common file extensions: "setup.py" or "notes.md" in text is a file, not a domain.
-FILE_LIKE_TLDS = {"py", "sh", "pl", "rs", "md", "ps", "so", "cc", "pm", "mk", "zip", "mov", "ai", "gz", "rar", "app"}
+FILE_LIKE_TLDS = {
+    "py",
+    "sh",
+    "pl",
+    "rs",
+    "md",
+    "ps",
+    "so",
+    "cc",
+    "pm",
+    "mk",
+    "zip",
+    "mov",
+    "ai",
+    "gz",
+    "rar",
+    "app",
+}
 
 # Name spaces that appear in every HTML or Office document and mean nothing.
 NOISE_HOSTS = {
@@ -40,13 +65,19 @@ _URL = re.compile(
 )
 _MAIL = re.compile(r"(?<![\w.%+\-])[\w.%+\-]+@(?:[A-Za-z0-9\-]+\.)+[A-Za-z][A-Za-z0-9\-]{1,62}(?![\w\-])")
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
-_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{0,4}|(?:\d{1,3}\.){3}\d{1,3})(?![\w:])")
-_HASH = re.compile(r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{128}|[0-9A-Fa-f]{64}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{32})(?![0-9A-Za-z])")
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{0,4}|(?:\d{1,3}\.){3}\d{1,3})(?![\w:])"
+)
+_HASH = re.compile(
+    r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{128}|[0-9A-Fa-f]{64}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{32})(?![0-9A-Za-z])"
+)
 _REGISTRY = re.compile(
     r"\b(?:HKEY_LOCAL_MACHINE|HKEY_CURRENT_USER|HKEY_CLASSES_ROOT|HKEY_USERS|HKEY_CURRENT_CONFIG|HKLM|HKCU|HKCR|HKU)"
     r"\\[^\s\"'<>|*?]+"
 )
-_TEXT_FILE_EXTENSIONS = sorted(EXECUTABLE_EXTENSIONS - {"com", "url", "one", "app", "command"}, key=len, reverse=True)
+_TEXT_FILE_EXTENSIONS = sorted(
+    EXECUTABLE_EXTENSIONS - {"com", "url", "one", "app", "command"}, key=len, reverse=True
+)
 _FILENAME = re.compile(
     r"(?<![\w.\-])[\w\-]+(?:\.[\w\-]+)*\.(?:" + "|".join(_TEXT_FILE_EXTENSIONS) + r")(?![\w.\-])",
     re.IGNORECASE,

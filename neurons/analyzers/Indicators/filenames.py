@@ -2,18 +2,26 @@
 
 import re
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # Extensions Windows (or a common runtime) will execute or open with active content when double-clicked.
-EXECUTABLE_EXTENSIONS = frozenset(
+EXECUTABLE_EXTENSIONS = _words(
     """
-    exe scr com pif bat cmd ps1 psm1 vbs vbe js jse wsf wsh hta msi msp mst lnk jar dll cpl sys ocx
-    reg inf scf url iso img vhd vhdx appx msix appxbundle msixbundle application gadget chm one xll
-    docm dotm xlsm xltm xlam pptm potm ppam sldm apk elf sh run bin command app
-    """.split()
+    exe scr com pif bat cmd ps1 psm1 vbs vbe js jse wsf wsh hta msi msp mst lnk jar dll cpl sys ocx reg
+    inf scf url iso img vhd vhdx appx msix appxbundle msixbundle application gadget chm one xll docm
+    dotm xlsm xltm xlam pptm potm ppam sldm apk elf sh run bin command app
+    """
 )
 
 # Extensions a lure pretends to have in front of the real one ("invoice.pdf.exe").
-DECOY_EXTENSIONS = frozenset(
-    "pdf doc docx xls xlsx ppt pptx rtf txt csv jpg jpeg png gif bmp mp3 mp4 avi mov zip rar 7z html htm odt".split()
+DECOY_EXTENSIONS = _words(
+    """
+    pdf doc docx xls xlsx ppt pptx rtf txt csv jpg jpeg png gif bmp mp3 mp4 avi mov zip rar 7z html htm
+    odt
+    """
 )
 
 # Bidirectional overrides can make "invoice\u202eexe.pdf" render as "invoicefdp.exe".

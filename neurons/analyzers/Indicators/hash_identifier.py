@@ -2,7 +2,6 @@
 """HashIdentifier: which algorithm(s) could have produced this hash, judging by its shape."""
 
 from cortexutils.analyzer import Analyzer
-
 from hashes import identify
 
 NAMESPACE = "HashIdentifier"

@@ -12,7 +12,12 @@ import re
 # (id, label) per hex length, most frequently seen in incident data first.
 _HEX_CANDIDATES = {
     8: [("crc32", "CRC-32"), ("adler32", "Adler-32"), ("fnv1a32", "FNV-1a 32-bit")],
-    16: [("xxhash64", "xxHash64"), ("crc64", "CRC-64"), ("mysql323", "MySQL 3.x password"), ("halfmd5", "half MD5")],
+    16: [
+        ("xxhash64", "xxHash64"),
+        ("crc64", "CRC-64"),
+        ("mysql323", "MySQL 3.x password"),
+        ("halfmd5", "half MD5"),
+    ],
     32: [
         ("md5", "MD5"),
         ("ntlm", "NTLM (NT password hash)"),
@@ -34,7 +39,12 @@ _HEX_CANDIDATES = {
     ],
     70: [("tlsh", "TLSH (without the T1 version prefix)")],
     96: [("sha384", "SHA-384"), ("sha3_384", "SHA3-384")],
-    128: [("sha512", "SHA-512"), ("sha3_512", "SHA3-512"), ("blake2b", "BLAKE2b-512"), ("whirlpool", "Whirlpool")],
+    128: [
+        ("sha512", "SHA-512"),
+        ("sha3_512", "SHA3-512"),
+        ("blake2b", "BLAKE2b-512"),
+        ("whirlpool", "Whirlpool"),
+    ],
 }
 
 # Digest sizes (bytes) of the algorithms whose base64 form shows up in SRI attributes and LDAP.
@@ -87,7 +97,10 @@ _TEXT_SHAPES = (
 
 
 def _empty_digests() -> dict[str, str]:
-    known = {hashlib.new(name, b"").hexdigest(): f"{name} of empty input" for name in ("md5", "sha1", "sha256", "sha512")}
+    known = {
+        hashlib.new(name, b"").hexdigest(): f"{name} of empty input"
+        for name in ("md5", "sha1", "sha256", "sha512")
+    }
     # hashlib may lack MD4 (OpenSSL 3), so the two empty-password Windows hashes are spelt out.
     known["31d6cfe0d16ae931b73c59d7e0c089c0"] = "NTLM of an empty password"
     known["aad3b435b51404eeaad3b435b51404ee"] = "LM of an empty password (LM disabled)"
@@ -126,7 +139,9 @@ def identify(value: str) -> dict:
     if labelled:
         algo, digest = labelled.groups()
         if len(digest) == hashlib.new(algo).digest_size * 2:
-            result.update(normalized=lowered, candidates=[_candidate(algo, f"{algo} (labelled)")], encoding="hex")
+            result.update(
+                normalized=lowered, candidates=[_candidate(algo, f"{algo} (labelled)")], encoding="hex"
+            )
             result["known"] = KNOWN_VALUES.get(digest)
         return result
 

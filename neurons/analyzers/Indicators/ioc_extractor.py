@@ -6,9 +6,8 @@ import os
 import re
 import tempfile
 
-from cortexutils.analyzer import Analyzer
-
 import eml
+from cortexutils.analyzer import Analyzer
 from extraction import IndicatorSet, add_host, extract
 from network import validate_ip
 
@@ -53,7 +52,11 @@ class IOCExtractor(Analyzer):
                 observable = json.dumps(observable, ensure_ascii=False)
             found = IndicatorSet(ignore={(self.data_type, observable), (self.data_type, observable.lower())})
             extract(observable, "the observable", found)
-            report = {"source": "observable", "iocs": [i.as_dict() for i in found.items], "truncated": found.truncated}
+            report = {
+                "source": "observable",
+                "iocs": [i.as_dict() for i in found.items],
+                "truncated": found.truncated,
+            }
         report["counts"] = _counts(report["iocs"])
         # build_artifact() copies attachment files into output/ while report() runs, so they live until then.
         with tempfile.TemporaryDirectory(prefix="iocextractor-") as workdir:
@@ -69,9 +72,15 @@ class IOCExtractor(Analyzer):
         content_type = self.get_param("contentType", "") or ""
         report = {"filename": filename, "bytesRead": len(raw), "truncated": truncated}
         found = IndicatorSet()
+        mail = None
         if eml.looks_like_eml(raw, filename, content_type):
+            try:
+                mail = self._analyze_mail(raw, found)
+            except Exception as exc:  # a hostile message must still get the plain-text treatment below
+                report["emailError"] = f"{exc.__class__.__name__}: {exc}"
+        if mail is not None:
             report["source"] = "email"
-            report["email"] = self._analyze_mail(raw, found)
+            report["email"] = mail
         else:
             text, method = text_of(raw)
             report["source"] = method
@@ -110,7 +119,10 @@ class IOCExtractor(Analyzer):
         return facts
 
     def summary(self, raw):
-        taxonomies = [self.build_taxonomy("info", NAMESPACE, data_type, count) for data_type, count in raw["counts"].items()]
+        taxonomies = [
+            self.build_taxonomy("info", NAMESPACE, data_type, count)
+            for data_type, count in raw["counts"].items()
+        ]
         if not taxonomies:
             taxonomies.append(self.build_taxonomy("info", NAMESPACE, "IOCs", 0))
         mail = raw.get("email")

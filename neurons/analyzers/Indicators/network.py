@@ -88,7 +88,9 @@ def validate_ip(value: str) -> Verdict:
             return verdict.invalid(f"contains a port number (:{host_port.group(2)})")
         return verdict.invalid(str(exc))
     # The zone ("%eth0") is kept apart: Python's ipaddress mishandles scoped addresses in places.
-    verdict = Verdict(True, f"IPv{addr.version} address", normalized=_canonical(addr), details=_ip_details(addr))
+    verdict = Verdict(
+        True, f"IPv{addr.version} address", normalized=_canonical(addr), details=_ip_details(addr)
+    )
     if zone and addr.version == 6:
         verdict.details["zone"] = zone
     elif zone:

@@ -2,7 +2,6 @@
 """ObservableValidator: is the observable well-formed for its data type, what is it, and its canonical form."""
 
 from cortexutils.analyzer import Analyzer
-
 from network import host_data_type
 from observables import validate
 
@@ -22,7 +21,10 @@ class ObservableValidator(Analyzer):
     def summary(self, raw):
         taxonomies = [
             self.build_taxonomy(
-                "info" if raw["valid"] else "suspicious", NAMESPACE, "Format", "valid" if raw["valid"] else "invalid"
+                "info" if raw["valid"] else "suspicious",
+                NAMESPACE,
+                "Format",
+                "valid" if raw["valid"] else "invalid",
             ),
             self.build_taxonomy("info", NAMESPACE, "Type", raw["kind"]),
         ]
@@ -42,9 +44,13 @@ class ObservableValidator(Analyzer):
         details = raw["details"]
         if data_type == "url" and details.get("host"):
             found.append((host_data_type(details["host"]), details["host"], "host of the URL"))
-            found.extend(("url", url, "URL embedded in the query string") for url in details.get("embedded_urls", []))
+            found.extend(
+                ("url", url, "URL embedded in the query string") for url in details.get("embedded_urls", [])
+            )
         if data_type in ("mail", "email") and details.get("domain") and not details["domain"].startswith("["):
-            found.append((host_data_type(details["domain"]), details["domain"], "domain of the e-mail address"))
+            found.append(
+                (host_data_type(details["domain"]), details["domain"], "domain of the e-mail address")
+            )
 
         artifacts, seen = [], {(self.data_type, raw["value"])}
         for artifact_type, data, message in found:

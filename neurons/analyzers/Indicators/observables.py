@@ -2,7 +2,13 @@
 
 import re
 
-from endpoint import validate_cve, validate_filename, validate_registry, validate_uri_path, validate_user_agent
+from endpoint import (
+    validate_cve,
+    validate_filename,
+    validate_registry,
+    validate_uri_path,
+    validate_user_agent,
+)
 from hashes import identify
 from network import host_data_type, validate_asn, validate_domain, validate_ip, validate_mail, validate_url
 from refang import refang

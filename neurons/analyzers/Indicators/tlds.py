@@ -8,33 +8,38 @@ practice plus every two-letter country code stands in, which is good enough offl
 import functools
 import os
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 PUBLIC_SUFFIX_FILES = (
     "/usr/share/publicsuffix/public_suffix_list.dat",
     "/etc/ssl/public_suffix_list.dat",
 )
 
-_GENERIC = set(
+_GENERIC = _words(
     """
-    com net org info biz edu gov mil int arpa name pro aero asia cat coop jobs mobi museum post tel travel
-    xxx app dev page io ai co me tv cc ws fm gg ly to sh la xyz top online site club shop store tech space
-    website live life world today news blog cloud email link click digital network systems solutions services
-    agency media group company center support email host hosting security zone one global icu vip work win
-    bid loan download stream review racing party date trade science cricket accountant faith men kim wang
-    ren rest bar buzz fun fit run lol mom pw cyou sbs cfd quest monster beauty hair skin makeup lat uno
-    best guru ninja rocks expert academy art design studio photo photos gallery bike cab cafe city
-    codes computer exchange finance financial fund gold investments money capital cash credit
-    bank insurance legal law lawyer health care clinic doctor dental energy solar eco green earth
-    land estate properties realty house homes direct express delivery shipping parts tools tips
-    social chat community forum wiki today events tickets travel tours voyage holiday casino bet poker
-    games game play video movie film music audio radio show fashion style shoes jewelry watch
-    london berlin paris nyc tokyo moscow amsterdam vegas wien koeln hamburg bayern
-    google microsoft apple amazon windows office youtube gmail
-    mov zip foo
-    """.split()
+    com net org info biz edu gov mil int arpa name pro aero asia cat coop jobs mobi museum post tel
+    travel xxx app dev page io ai co me tv cc ws fm gg ly to sh la xyz top online site club shop store
+    tech space website live life world today news blog cloud email link click digital network systems
+    solutions services agency media group company center support email host hosting security zone one
+    global icu vip work win bid loan download stream review racing party date trade science cricket
+    accountant faith men kim wang ren rest bar buzz fun fit run lol mom pw cyou sbs cfd quest monster
+    beauty hair skin makeup lat uno best guru ninja rocks expert academy art design studio photo photos
+    gallery bike cab cafe city codes computer exchange finance financial fund gold investments money
+    capital cash credit bank insurance legal law lawyer health care clinic doctor dental energy solar
+    eco green earth land estate properties realty house homes direct express delivery shipping parts
+    tools tips social chat community forum wiki today events tickets travel tours voyage holiday casino
+    bet poker games game play video movie film music audio radio show fashion style shoes jewelry watch
+    london berlin paris nyc tokyo moscow amsterdam vegas wien koeln hamburg bayern google microsoft
+    apple amazon windows office youtube gmail mov zip foo
+    """
 )
 
-# Special-use names (RFC 6761, RFC 7686, ICANN .internal) never resolve on the public internet.
-SPECIAL_USE = {"local", "localhost", "test", "example", "invalid", "onion", "internal", "alt", "lan", "home", "corp"}
+# Special-use names (RFC 6761, RFC 7686, ICANN .internal) never resolve on the public internet; lan, home
+# and corp are not reserved but ICANN will not delegate them because so many private networks use them.
+SPECIAL_USE = _words("local localhost test example invalid onion internal alt lan home corp")
 
 
 @functools.lru_cache(maxsize=1)

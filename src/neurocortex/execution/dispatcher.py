@@ -23,9 +23,7 @@ from neurocortex.store import tables as t
 
 log = logging.getLogger(__name__)
 
-LEASE_MS = 60_000
 HEARTBEAT_SECONDS = 20.0
-SWEEP_SECONDS = 15.0
 IDLE_POLL_SECONDS = 1.0
 MAX_ATTEMPTS = 2
 
@@ -35,6 +33,9 @@ class EmbeddedDispatcher:
         self.svc = svc
         self.executor = executor
         self.node = f"node-{secrets.token_hex(6)}"
+        self.lease_ms = int(svc.settings.job_lease * 1000)
+        # renewed three times per lease; expired leases are looked for at the same pace
+        self.heartbeat_seconds = min(HEARTBEAT_SECONDS, svc.settings.job_lease / 3)
         self.limits = {
             "analyzer": svc.settings.analyzer_concurrency,
             "responder": svc.settings.responder_concurrency,
@@ -126,7 +127,7 @@ class EmbeddedDispatcher:
                         status="InProgress",
                         startDate=now,
                         lease_owner=self.node,
-                        lease_until=now + LEASE_MS,
+                        lease_until=now + self.lease_ms,
                         attempts=t.job.c.attempts + 1,
                     )  # fmt: skip
                     .returning(*t.job.c)
@@ -149,9 +150,8 @@ class EmbeddedDispatcher:
         task.add_done_callback(done)
 
     async def _heartbeat_loop(self) -> None:
-        since_sweep = 0.0
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(self.heartbeat_seconds)
             try:
                 if self.running:
                     async with self.svc.db.write() as conn:
@@ -162,12 +162,9 @@ class EmbeddedDispatcher:
                                 t.job.c.lease_owner == self.node,
                                 t.job.c.status == "InProgress",
                             )  # fmt: skip
-                            .values(lease_until=now_ms() + LEASE_MS)
+                            .values(lease_until=now_ms() + self.lease_ms)
                         )
-                since_sweep += HEARTBEAT_SECONDS
-                if since_sweep >= SWEEP_SECONDS:
-                    since_sweep = 0.0
-                    await self.recover_expired()
+                await self.recover_expired()
             except asyncio.CancelledError:
                 raise
             except Exception:

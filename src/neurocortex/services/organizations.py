@@ -76,7 +76,9 @@ async def create(svc: Services, ctx: AuthContext, fields: dict[str, Any]) -> dic
     return row
 
 
-async def update_organization(svc: Services, ctx: AuthContext, org_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+async def update_organization(
+    svc: Services, ctx: AuthContext, org_id: str, fields: dict[str, Any]
+) -> dict[str, Any]:
     if org_id == CORTEX_ORG:
         raise BadRequestError("Cortex organization can't be updated")
     errors = [unknown_attribute(k, v) for k, v in fields.items() if k not in ("description", "status")]

@@ -60,7 +60,7 @@ def global_items(svc: Services, worker_type: str) -> tuple[ConfigurationItem, ..
         ConfigurationItem("proxy_https", "url of https proxy", "string"),
         ConfigurationItem("cacerts", "certificate authorities", "text"),
         ConfigurationItem("jobTimeout", "maximum allowed job execution time (in minutes)", "number",
-                          default=svc.settings.job_timeout),
+                          default=_plain_number(svc.settings.job_timeout)),
     )  # fmt: skip
     if worker_type == "responder":
         return proxies_and_ca
@@ -68,9 +68,14 @@ def global_items(svc: Services, worker_type: str) -> tuple[ConfigurationItem, ..
         ConfigurationItem("auto_extract_artifacts", "extract artifacts from full report automatically", "boolean",
                           default=False),
         ConfigurationItem("jobCache", "maximum time, in minutes, previous result is used if similar job is requested",
-                          "number", default=svc.settings.job_cache),
+                          "number", default=_plain_number(svc.settings.job_cache)),
         *proxies_and_ca,
     )  # fmt: skip
+
+
+def _plain_number(value: float) -> int | float:
+    """10 rather than 10.0 in the configuration workers and the UI see."""
+    return int(value) if float(value).is_integer() else value
 
 
 def worker_id(organization: str, name: str, worker_type: str) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -210,7 +210,7 @@ def _resolve(model: SearchModel, name: Any) -> _Target:
     return _Target(name, kind, model.column(spec), spec.path)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _default_targets(model: SearchModel) -> tuple[_Target, ...]:
     """The fields a bare query-string term searches: every string-like field, each column once."""
     seen: set[tuple[str, tuple[str, ...]]] = set()
@@ -501,9 +501,7 @@ class _QueryCompiler:
     def op_between(self, argument: Any, depth: int) -> ColumnElement[bool]:
         argument = _require_dict(argument, "_between", {"_field", "_from", "_to"})
         target = self.target(argument["_field"])
-        return sa.and_(
-            _compare(target, "_gt", argument["_from"]), _compare(target, "_lt", argument["_to"])
-        )
+        return sa.and_(_compare(target, "_gt", argument["_from"]), _compare(target, "_lt", argument["_to"]))
 
     def op_id(self, argument: Any, depth: int) -> ColumnElement[bool]:
         self.spend()
@@ -710,7 +708,9 @@ class MetricAggregation(Aggregation):
     target: _Target
 
     async def run(self, conn: AsyncConnection, scope: ColumnElement[bool]) -> dict[str, Any]:
-        value = await conn.scalar(self.select(getattr(sa.func, self.function)(self.target.scalar()), scope=scope))
+        value = await conn.scalar(
+            self.select(getattr(sa.func, self.function)(self.target.scalar()), scope=scope)
+        )
         if value is None:
             # Elasticsearch's sum of nothing is 0; avg, min and max of nothing have no value.
             return {self.name: 0.0 if self.function == "sum" else None}
@@ -727,7 +727,8 @@ class TopAggregation(Aggregation):
 
     async def run(self, conn: AsyncConnection, scope: ColumnElement[bool]) -> dict[str, Any]:
         statement = self.select(self.model.table, scope=scope).order_by(*self.order).limit(self.size)
-        return {self.name: (await conn.execute(statement)).mappings().all()}
+        # plain dicts of the stored columns: the caller renders them as entities
+        return {self.name: [dict(row) for row in (await conn.execute(statement)).mappings()]}
 
 
 @dataclass
@@ -745,10 +746,10 @@ class FieldAggregation(Aggregation):
         value = self.target.scalar()
         key = value.label("bucket_key")
         count = sa.func.count().label("bucket_count")
-        ordering = [
-            (count if what == "count" else key).desc() if descending else (count if what == "count" else key).asc()
-            for what, descending in self.order
-        ]
+        ordering = []
+        for what, descending in self.order:
+            column = count if what == "count" else key
+            ordering.append(column.desc() if descending else column.asc())
         statement = (
             self.select(key, count, scope=scope)
             .where(value.is_not(None))

@@ -255,9 +255,7 @@ ARTIFACT = SearchModel(
     default_sort=_NEWEST_FIRST,
 )
 
-MODELS: dict[str, SearchModel] = {
-    m.name: m for m in (ORGANIZATION, USER, WORKER, JOB, REPORT, ARTIFACT)
-}
+MODELS: dict[str, SearchModel] = {m.name: m for m in (ORGANIZATION, USER, WORKER, JOB, REPORT, ARTIFACT)}
 
 
 def children_of(model: SearchModel) -> dict[str, SearchModel]:

@@ -21,7 +21,11 @@ class Hostile(Analyzer):
             time.sleep(3600)
         if service == "grandchild":
             # a grandchild that would keep the pipe open for an hour
-            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+            grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+            pidfile = self.get_param("parameters.pidfile")
+            if pidfile:  # lets a test check that the grandchild was killed with the worker
+                with open(pidfile, "w") as handle:
+                    handle.write(str(grandchild.pid))
             time.sleep(3600)
         if service == "invalidjson":
             with open(os.path.join(output, "output.json"), "w") as handle:

@@ -1,0 +1,49 @@
+"""The migrations build exactly the schema the code declares, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import select
+
+from neurocortex.store import tables
+from neurocortex.store.db import Database
+
+ADMIN = os.environ.get("NEUROCORTEX_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _diff(connection) -> list:
+    return compare_metadata(MigrationContext.configure(connection), tables.metadata)
+
+
+async def _check(url: str) -> None:
+    db = Database(url)
+    try:
+        await db.migrate()
+        await db.migrate()  # a second run is a no-op
+        async with db.read() as conn:
+            assert await conn.run_sync(_diff) == []
+            heads = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalars().all()
+            assert heads == ["0001"]
+            assert (await conn.execute(select(tables.organization))).all() == []
+    finally:
+        await db.close()
+
+
+async def test_sqlite_schema_matches_the_models(tmp_path) -> None:
+    await _check(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+
+
+async def test_postgresql_schema_matches_the_models() -> None:
+    name = f"nc_mig_{secrets.token_hex(5)}"
+    if subprocess.run(["psql", ADMIN, "-qc", f"CREATE DATABASE {name}"], capture_output=True).returncode:
+        pytest.skip("no PostgreSQL server reachable")
+    try:
+        await _check(f"{ADMIN.rsplit('/', 1)[0].replace('postgresql://', 'postgresql+asyncpg://')}/{name}")
+    finally:
+        subprocess.run(["psql", ADMIN, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
