@@ -24,6 +24,9 @@ def _encode(value: int, width: int) -> str:
     return "".join(reversed(chars))
 
 
+ID_LENGTH = 20
+
+
 def new_id() -> str:
     with _lock:
         now = time.time_ns() // 1_000_000

@@ -206,7 +206,36 @@ async def test_output_is_decoded_leniently(tmp_path: Path):
 async def test_a_program_that_cannot_start_is_an_error(tmp_path: Path):
     outcome = await ProcessRunner(1024).run(RunSpec([str(tmp_path / "missing")], tmp_path, ENV, 10))
     assert outcome.exit_code is None and outcome.timed_out is False and outcome.output == ""
-    assert outcome.error.startswith("Process execution error: [Errno 2] No such file or directory")
+    assert outcome.error.startswith("Process execution error: ")
+    assert "No such file or directory" in outcome.error and "missing" in outcome.error
+
+
+PARENT = """
+import asyncio, sys
+from pathlib import Path
+from neurocortex.execution.runners import ProcessRunner, RunSpec
+
+pidfile = sys.argv[1]
+worker = f"import os, time; open({pidfile!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+asyncio.run(ProcessRunner(1024).run(RunSpec([sys.executable, "-c", worker], Path("/"), {}, 600)))
+"""
+
+
+def test_a_worker_dies_with_the_server(tmp_path: Path):
+    """The worker gets SIGKILL when the process that started it dies (a server killed with -9)."""
+    pidfile = tmp_path / "worker.pid"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(pidfile)])
+    deadline = time.monotonic() + 10
+    while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker = int(pidfile.read_text())
+    assert not is_gone(worker)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while not is_gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert is_gone(worker)
 
 
 def is_gone(pid: int) -> bool:

@@ -8,6 +8,7 @@ import hmac
 import ipaddress
 import itertools
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
@@ -19,6 +20,8 @@ from neurocortex.services.base import Services
 
 SETUP_TOKEN_HEADER = "X-Neurocortex-Setup-Token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# a loopback request relayed by a reverse proxy comes from elsewhere
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 _request_ids = itertools.count(1)
 
 
@@ -35,8 +38,9 @@ def is_loopback(request: Request) -> bool:
 
 
 def check_csrf(request: Request) -> None:
-    """Double-submit check, only for session-cookie requests to /api (API-key clients carry no cookie)."""
-    if request.method in SAFE_METHODS or not request.cookies.get(SESSION_COOKIE):
+    """Double-submit check for requests carrying a valid session (API-key clients carry no cookie; a stale
+    or forged cookie is no session and is ignored)."""
+    if request.method in SAFE_METHODS:
         return
     if not request.url.path.startswith("/api") or request.url.path == "/api/login":
         return
@@ -49,15 +53,14 @@ def check_csrf(request: Request) -> None:
 async def authenticate(request: Request) -> AuthContext:
     svc = services(request)
     request_id = f"{next(_request_ids)}"
-    check_csrf(request)
     cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        session = decode_session(svc.box, cookie)
-        if session is not None:
-            user = await users.active_user(svc, session["username"])
-            if user is not None:
-                request.state.refresh_session = (user["id"], session.get("authMethod", "local"))
-                return _context(user, "session", request_id)
+    session = decode_session(svc.box, cookie) if cookie else None
+    if session is not None:
+        check_csrf(request)
+        user = await users.active_user(svc, session["username"])
+        if user is not None:
+            request.state.refresh_session = (user["id"], session.get("authMethod", "local"))
+            return _context(user, "session", request_id)
     authorization = request.headers.get("authorization", "").strip()
     if authorization.startswith("Bearer "):
         user = await users.user_for_key(svc, authorization[7:].strip())
@@ -79,10 +82,21 @@ async def _init_allowed(request: Request, svc: Services) -> bool:
     if await users.any_user_exists(svc):
         state.users_exist = True  # users are never deleted, so this never turns back
         return False
-    if is_loopback(request):
+    if _cross_site(request):
+        return False
+    if is_loopback(request) and not any(h in request.headers for h in PROXY_HEADERS):
         return True
     token = request.headers.get(SETUP_TOKEN_HEADER, "")
     return bool(token) and hmac.compare_digest(token, state.setup_token)
+
+
+def _cross_site(request: Request) -> bool:
+    """A request a browser sends on behalf of another site: a form posted from any web page the operator
+    opens must not create the first superadmin of a server still waiting for one."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc != request.headers.get("host", "")
 
 
 def requires(*roles: str) -> Callable[[Request], Awaitable[AuthContext]]:

@@ -110,13 +110,13 @@ def worker(row: dict[str, Any], configuration: dict[str, Any] | None = None) -> 
 
 
 def created_responder(
-    row: dict[str, Any], configuration: dict[str, Any], definition: WorkerDefinition
+    row: dict[str, Any], limits: dict[str, Any], definition: WorkerDefinition
 ) -> dict[str, Any]:
-    """Cortex answers a responder's creation with its TLP/PAP limits, which TheHive 4 reads (default 3)."""
+    """Cortex answers a responder's creation with its TLP/PAP limits; TheHive 4 offers the responder only
+    for objects within them."""
     out = worker(row)
+    out |= {"maxTlp": limits["tlp"], "maxPap": limits["pap"]}
     out |= {
-        "maxTlp": configuration.get("max_tlp"),
-        "maxPap": configuration.get("max_pap"),
         "version": definition.version,
         "description": definition.description,
         "author": definition.author,

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import and_, select, update
 
 from neurocortex.execution.executor import Executor
-from neurocortex.ids import now_ms
+from neurocortex.execution.jobdir import JOB_FOLDER_PREFIX, remove_folder
+from neurocortex.ids import ID_LENGTH, now_ms
 from neurocortex.services.base import Services
 from neurocortex.store import tables as t
 
@@ -50,6 +51,7 @@ class EmbeddedDispatcher:
 
     async def start(self) -> None:
         await self.recover_expired()
+        await self.remove_abandoned_folders()
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="dispatcher-claims"),
             asyncio.create_task(self._heartbeat_loop(), name="dispatcher-heartbeat"),
@@ -69,7 +71,7 @@ class EmbeddedDispatcher:
                     .where(
                         t.job.c.id.in_(interrupted),
                         t.job.c.status == "InProgress",
-                        t.job.c.lease_owner == self.node,
+                        t.job.c.lease_owner.startswith(f"{self.node}/"),
                     )  # fmt: skip
                     .values(
                         status="Waiting",
@@ -126,7 +128,8 @@ class EmbeddedDispatcher:
                     .values(
                         status="InProgress",
                         startDate=now,
-                        lease_owner=self.node,
+                        # one token per claim: a run whose lease was taken back cannot write its result
+                        lease_owner=f"{self.node}/{secrets.token_hex(4)}",
                         lease_until=now + self.lease_ms,
                         attempts=t.job.c.attempts + 1,
                     )  # fmt: skip
@@ -159,7 +162,7 @@ class EmbeddedDispatcher:
                             update(t.job)
                             .where(
                                 t.job.c.id.in_(list(self.running)),
-                                t.job.c.lease_owner == self.node,
+                                t.job.c.lease_owner.startswith(f"{self.node}/"),
                                 t.job.c.status == "InProgress",
                             )  # fmt: skip
                             .values(lease_until=now_ms() + self.lease_ms)
@@ -200,3 +203,33 @@ class EmbeddedDispatcher:
                 "dispatcher: %d interrupted jobs retried, %d failed", retried.rowcount, len(failed_ids)
             )
             self._wakeup.set()
+            await self.remove_abandoned_folders()
+
+    async def remove_abandoned_folders(self) -> None:
+        """Job folders left by a run that was killed (kill -9, power loss): no live lease covers them."""
+        root = self.svc.settings.resolved_job_directory
+        if not root.is_dir():
+            return
+        folders = {}
+        for folder in root.glob(f"{JOB_FOLDER_PREFIX}*"):
+            job_id = folder.name[len(JOB_FOLDER_PREFIX) : len(JOB_FOLDER_PREFIX) + ID_LENGTH]
+            if job_id not in self.running:
+                folders.setdefault(job_id, []).append(folder)
+        if not folders:
+            return
+        async with self.svc.db.read() as conn:
+            live = set(
+                (
+                    await conn.execute(
+                        select(t.job.c.id).where(
+                            t.job.c.id.in_(list(folders)),
+                            t.job.c.status == "InProgress",
+                            t.job.c.lease_until >= now_ms(),
+                        )
+                    )
+                ).scalars()
+            )
+        for job_id, paths in folders.items():
+            if job_id not in live:
+                for path in paths:
+                    await asyncio.to_thread(remove_folder, path)

@@ -42,12 +42,10 @@ def worker_environment(cacerts: str | None) -> dict[str, str]:
 def policy_violation(job: dict[str, Any], config: dict[str, Any]) -> str | None:
     """The TLP/PAP limits of the worker's configuration, enforced before any worker code runs — also for
     workers that do not use cortexutils — with cortexutils' own messages."""
+    limits = workers.policy_limits(config)
     for level in ("tlp", "pap"):
-        maximum = config.get(f"max_{level}")
-        if config.get(f"check_{level}") is True:
-            limit = maximum if isinstance(maximum, int | float) and not isinstance(maximum, bool) else 2
-            if job[level] > limit:
-                return f"{level.upper()} is higher than allowed."
+        if job[level] > limits[level]:
+            return f"{level.upper()} is higher than allowed."
     return None
 
 

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SECRET_PHRASES = ("key", "password", "secret")
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+JOB_FOLDER_PREFIX = "cortex-job-"
 
 
 # -- input ------------------------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ class JobDirectory:
         root.mkdir(parents=True, exist_ok=True)
         safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", job_id)
         # mkdtemp: unpredictable name, mode 0700.
-        job = cls(Path(tempfile.mkdtemp(dir=root, prefix=f"cortex-job-{safe_id}-")))
+        job = cls(Path(tempfile.mkdtemp(dir=root, prefix=f"{JOB_FOLDER_PREFIX}{safe_id}-")))
         job.input_dir.mkdir()
         job.output_dir.mkdir()
         return job
@@ -331,6 +332,11 @@ class JobDirectory:
 
     def remove(self) -> None:
         _remove_tree(self.path)
+
+
+def remove_folder(path: Path) -> None:
+    """Remove a job folder found on disk, with the same care as JobDirectory.remove."""
+    _remove_tree(path)
 
 
 # -- helpers ----------------------------------------------------------------------------------------------

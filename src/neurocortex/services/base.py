@@ -63,8 +63,9 @@ class Services:
                 user=ctx_user,
                 request_id=request_id,
                 root_id=root_id or object_id,
-                object=obj,
-                details=details or {},
+                # rows from the database have SQLAlchemy `quoted_name` keys, which orjson refuses to encode
+                object={str(k): v for k, v in obj.items()},
+                details={str(k): v for k, v in (details or {}).items()},
             )
         )
 

@@ -23,6 +23,7 @@ from neurocortex.errors import (
     read_only_attribute,
     unknown_attribute,
 )
+from neurocortex.execution.jobdir import build_config
 from neurocortex.ids import new_id, now_ms
 from neurocortex.services.base import Services, as_dict
 from neurocortex.services.catalog import MISSING, ConfigurationItem, WorkerDefinition
@@ -166,6 +167,33 @@ def _check_limits(fields: dict[str, Any], errors: list[AttributeError_]) -> dict
         else:
             errors.append(invalid_format("dockerImage", fields["dockerImage"], "string"))
     return values
+
+
+def policy_limits(config: dict[str, Any]) -> dict[str, int | float]:
+    """The highest TLP and PAP a worker accepts, given its merged config: `max_x` when `check_x` is on
+    (cortexutils' default maximum is 2), else 3, i.e. no limit."""
+    limits: dict[str, int | float] = {}
+    for level in ("tlp", "pap"):
+        maximum = config.get(f"max_{level}")
+        if config.get(f"check_{level}") is True:
+            limits[level] = (
+                maximum if isinstance(maximum, int | float) and not isinstance(maximum, bool) else 2
+            )
+        else:
+            limits[level] = 3
+    return limits
+
+
+def advertised_limits(svc: Services, worker: dict[str, Any]) -> dict[str, int | float]:
+    """`maxTlp`/`maxPap` of a responder as Cortex reports them: the configured `max_tlp`/`max_pap` (definition
+    config ⊕ configuration), else 3, TheHive's own default."""
+    definition = svc.catalog.get(worker["type"], worker["workerDefinitionId"])
+    config = build_config(definition.config if definition else {}, decrypt_configuration(svc, worker))
+    limits: dict[str, int | float] = {}
+    for level in ("tlp", "pap"):
+        value = config.get(f"max_{level}")
+        limits[level] = value if isinstance(value, int | float) and not isinstance(value, bool) else 3
+    return limits
 
 
 def decrypt_configuration(svc: Services, worker: dict[str, Any]) -> dict[str, Any]:

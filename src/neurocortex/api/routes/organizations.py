@@ -60,7 +60,9 @@ async def get(
 async def update(
     org_id: str, request: Request, ctx: AuthContext = Depends(requires("superadmin"))
 ) -> Response:
-    org = await organizations.update_organization(services(request), ctx, org_id, dict(await fields_of(request)))
+    org = await organizations.update_organization(
+        services(request), ctx, org_id, dict(await fields_of(request))
+    )
     return json_response(render.organization(org))
 
 

@@ -101,7 +101,7 @@ def build(kind: str) -> APIRouter:
         if kind == "responder":
             definition = svc.catalog.get(kind, definition_id)
             return json_response(
-                render.created_responder(row, workers.decrypt_configuration(svc, row), definition), 201
+                render.created_responder(row, workers.advertised_limits(svc, row), definition), 201
             )
         return json_response(render.worker(row), 201)
 

@@ -16,6 +16,9 @@ from neurocortex.execution.runners.base import RunOutcome, RunSpec
 
 _PYTHON = re.compile(r"python(\d+(\.\d+)?)?")
 
+# Workers die with the server: a server killed with -9 must not leave analyzers running unattended.
+_SETPRIV = shutil.which("setpriv")
+
 DRAIN_GRACE = 2.0
 """Seconds to wait, once the worker is gone, for the end of its output. A grandchild that escaped the
 process group (setsid) may hold the pipe open forever; the job must not wait for it."""
@@ -112,7 +115,7 @@ class ProcessRunner:
         try:
             try:
                 process = await asyncio.create_subprocess_exec(
-                    *spec.argv,
+                    *_with_parent_death_signal(spec.argv),
                     cwd=spec.cwd,
                     env=spec.env,
                     stdin=subprocess.DEVNULL,
@@ -148,7 +151,17 @@ class ProcessRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(capture.closed), DRAIN_GRACE)
                 transport.close()
-        return RunOutcome(exit_code=process.returncode, timed_out=timed_out, output=capture.text())
+        output = capture.text()
+        if process.returncode == 127 and output.startswith("setpriv: failed to execute"):
+            return RunOutcome(exit_code=None, timed_out=False, output="",
+                              error=f"Process execution error: {output.removeprefix('setpriv: ').strip()}")  # fmt: skip
+        return RunOutcome(exit_code=process.returncode, timed_out=timed_out, output=output)
+
+
+def _with_parent_death_signal(argv: list[str]) -> list[str]:
+    if _SETPRIV is None:
+        return argv
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
 def _kill_group(pgid: int) -> None:
