@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'neurocortex.db').resolve()}"
+        return f"sqlite:///{(self.data_dir / 'neurocortex.db').resolve()}"
 
     @property
     def resolved_job_directory(self) -> Path:

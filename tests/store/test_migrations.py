@@ -9,10 +9,11 @@ import subprocess
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select
+from alembic.script import ScriptDirectory
+from sqlalchemy import select, text
 
 from neurocortex.store import tables
-from neurocortex.store.db import Database
+from neurocortex.store.db import Database, alembic_config
 
 ADMIN = os.environ.get("NEUROCORTEX_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -28,8 +29,8 @@ async def _check(url: str) -> None:
         await db.migrate()  # a second run is a no-op
         async with db.read() as conn:
             assert await conn.run_sync(_diff) == []
-            heads = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalars().all()
-            assert heads == ["0001"]
+            heads = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+            assert heads == [ScriptDirectory.from_config(alembic_config()).get_current_head()]
             assert (await conn.execute(select(tables.organization))).all() == []
     finally:
         await db.close()

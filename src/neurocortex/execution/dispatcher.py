@@ -9,7 +9,6 @@ ran out (its node died) is given back once, then failed with a clear message —
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from typing import Any
@@ -19,6 +18,7 @@ from sqlalchemy import and_, select, update
 from neurocortex.execution.executor import Executor
 from neurocortex.execution.jobdir import JOB_FOLDER_PREFIX, remove_folder
 from neurocortex.ids import ID_LENGTH, now_ms
+from neurocortex.services import results
 from neurocortex.services.base import Services
 from neurocortex.store import tables as t
 
@@ -44,9 +44,13 @@ class EmbeddedDispatcher:
         self.running: dict[str, asyncio.Task[None]] = {}
         self.running_by_type = {"analyzer": 0, "responder": 0}
         self._wakeup = asyncio.Event()
+        # the job types that may have Waiting jobs; spares a write transaction per finished job when none do
+        self._maybe_waiting = set(self.limits)
         self._tasks: list[asyncio.Task[None]] = []
 
-    def wake(self, _job: Any = None) -> None:
+    def wake(self, job: Any = None) -> None:
+        """A job was created (or jobs came back to Waiting): claim it."""
+        self._maybe_waiting |= {job["type"]} if job else set(self.limits)
         self._wakeup.set()
 
     async def start(self) -> None:
@@ -91,56 +95,61 @@ class EmbeddedDispatcher:
                 raise
             except Exception:
                 log.exception("dispatcher: claiming jobs failed")
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
+            except TimeoutError:
+                # jobs may have been created by another node: look, without taking the write lock
+                self._maybe_waiting = await self._types_waiting()
+
+    async def _types_waiting(self) -> set[str]:
+        async with self.svc.db.read() as conn:
+            found = await conn.execute(select(t.job.c.type).where(t.job.c.status == "Waiting").distinct())
+            return set(found.scalars())
 
     async def _claim_and_start(self) -> None:
-        for worker_type, limit in self.limits.items():
-            free = limit - self.running_by_type[worker_type]
-            while free > 0:
-                claimed = await self._claim(worker_type, free)
-                if not claimed:
-                    break
-                for job in claimed:
-                    self._start(job)
-                free -= len(claimed)
+        while True:
+            free = {kind: self.limits[kind] - self.running_by_type[kind] for kind in self._maybe_waiting}
+            free = {kind: count for kind, count in free.items() if count > 0}
+            if not free:
+                return
+            claimed = await self._claim(free)
+            for job in claimed:
+                self._start(job)
+            for kind, count in free.items():
+                if sum(1 for job in claimed if job["type"] == kind) < count:
+                    self._maybe_waiting.discard(kind)  # everything Waiting of that type was taken
 
-    async def _claim(self, worker_type: str, count: int) -> list[dict[str, Any]]:
+    async def _claim(self, free: dict[str, int]) -> list[dict[str, Any]]:
+        """Claim up to `free[type]` Waiting jobs of each type, in one transaction."""
         now = now_ms()
+        values = {
+            "status": "InProgress",
+            "startDate": now,
+            # one token per claim: a run whose lease was taken back cannot write its result
+            "lease_owner": f"{self.node}/{secrets.token_hex(4)}",
+            "lease_until": now + self.lease_ms,
+            "attempts": t.job.c.attempts + 1,
+        }
+        claimed: list[dict[str, Any]] = []
         async with self.svc.db.write() as conn:
-            candidates = (
-                (
-                    await conn.execute(
-                        select(t.job.c.id)
-                        .where(t.job.c.status == "Waiting", t.job.c.type == worker_type)
-                        .order_by(t.job.c.id)
-                        .limit(count)
-                    )
+            for worker_type, count in free.items():
+                oldest = (
+                    select(t.job.c.id)
+                    .where(t.job.c.status == "Waiting", t.job.c.type == worker_type)
+                    .order_by(t.job.c.id)
+                    .limit(count)
                 )
-                .scalars()
-                .all()
-            )
-            claimed = []
-            for job_id in candidates:
-                result = await conn.execute(
+                rows = await conn.execute(
                     update(t.job)
-                    .where(t.job.c.id == job_id, t.job.c.status == "Waiting")
-                    .values(
-                        status="InProgress",
-                        startDate=now,
-                        # one token per claim: a run whose lease was taken back cannot write its result
-                        lease_owner=f"{self.node}/{secrets.token_hex(4)}",
-                        lease_until=now + self.lease_ms,
-                        attempts=t.job.c.attempts + 1,
-                    )  # fmt: skip
+                    .where(t.job.c.id.in_(oldest.scalar_subquery()), t.job.c.status == "Waiting")
+                    .values(values)
                     .returning(*t.job.c)
                 )
-                row = result.first()
-                if row is not None:
-                    claimed.append(dict(row._mapping))
-        return claimed
+                claimed += [dict(row._mapping) for row in rows]
+        return sorted(claimed, key=lambda job: job["id"])
 
     def _start(self, job: dict[str, Any]) -> None:
+        results.publish_status(self.svc, job, {"status": "InProgress", "startDate": job["startDate"]})
         self.running_by_type[job["type"]] += 1
         task = asyncio.create_task(self.executor.execute(job), name=f"job-{job['id']}")
         self.running[job["id"]] = task
@@ -202,7 +211,7 @@ class EmbeddedDispatcher:
             log.warning(
                 "dispatcher: %d interrupted jobs retried, %d failed", retried.rowcount, len(failed_ids)
             )
-            self._wakeup.set()
+            self.wake()
             await self.remove_abandoned_folders()
 
     async def remove_abandoned_folders(self) -> None:

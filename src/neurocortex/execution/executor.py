@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 
 from neurocortex.execution.jobdir import JobDirectory, JobInput, build_config, redact
 from neurocortex.execution.runners.base import Runner, RunSpec
@@ -22,7 +21,6 @@ from neurocortex.execution.runners.process import command_argv
 from neurocortex.services import results, workers
 from neurocortex.services.base import Services
 from neurocortex.services.catalog import WorkerDefinition
-from neurocortex.store import tables as t
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +63,10 @@ class Executor:
 
     async def _execute(self, job: dict[str, Any]) -> None:
         svc = self.svc
-        async with svc.db.read() as conn:
-            worker = (await conn.execute(select(t.worker).where(t.worker.c.id == job["workerId"]))).first()
+        worker = await workers.by_id(svc, job["workerId"])
         if worker is None:
             await results.fail(svc, job, f"worker {job['workerId']} not found")
             return
-        worker = dict(worker._mapping)
         definition = svc.catalog.get(worker["type"], worker["workerDefinitionId"])
         configuration = workers.decrypt_configuration(svc, worker)
         config = build_config(definition.config if definition else {}, configuration)

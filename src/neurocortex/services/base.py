@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from neurocortex.crypto import SecretBox
+from neurocortex.services.cache import TTLCache
 from neurocortex.services.catalog import Catalog, CatalogLoader
 from neurocortex.services.events import AuditEvent, EventBus
 from neurocortex.settings import Settings
@@ -29,6 +30,9 @@ class Services:
     events: EventBus = field(default_factory=EventBus)
     catalog: Catalog = field(default_factory=Catalog)
     runners: dict[str, Any] = field(default_factory=dict)
+    # callers (by key hash or login) and workers (by id), read by nearly every request
+    users_cache: TTLCache = field(default_factory=TTLCache)
+    workers_cache: TTLCache = field(default_factory=TTLCache)
     # set by the dispatcher so that services can wake it when a job is created
     job_created: Any = None
 

@@ -109,6 +109,7 @@ async def _apply(svc: Services, ctx: AuthContext, org_id: str, changes: dict[str
         org = as_dict(
             (await conn.execute(select(t.organization).where(t.organization.c.id == org_id))).first()
         )
+    svc.users_cache.clear()  # a locked organization locks its users out at once
     if org is None:
         raise NotFoundError(f"organization {org_id} not found")
     svc.publish(ctx.user_id, ctx.request_id, "organization", org_id, "Update", org_id, org, changes)

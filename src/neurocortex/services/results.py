@@ -126,8 +126,12 @@ async def fail(svc: Services, job: dict[str, Any], message: str, input_text: str
 
 
 def _announce(svc: Services, job: dict[str, Any], status: str, extra: dict[str, Any] | None = None) -> None:
-    details = {"status": status, **(extra or {})}
     svc.events.job_ended(job["id"])
+    publish_status(svc, job, {"status": status, **(extra or {})})
+
+
+def publish_status(svc: Services, job: dict[str, Any], details: dict[str, Any]) -> None:
+    """A job's status change on the streams, without the execution bookkeeping."""
     public = {k: v for k, v in job.items() if k not in ("lease_owner", "lease_until", "attempts", "input")}
     svc.publish(
         job["createdBy"], "", "job", job["id"], "Update", job["organization"], public | details, details

@@ -26,6 +26,7 @@ from neurocortex.errors import (
 from neurocortex.ids import now_ms
 from neurocortex.services import organizations
 from neurocortex.services.base import Services, as_dict
+from neurocortex.services.cache import MISSING
 from neurocortex.store import tables as t
 from neurocortex.store.search import search as store_search
 from neurocortex.store.search_models import USER
@@ -77,33 +78,35 @@ async def any_user_exists(svc: Services) -> bool:
         return bool((await conn.execute(select(exists().select_from(t.user)))).scalar())
 
 
-async def active_user(svc: Services, user_id: str) -> dict[str, Any] | None:
+async def active_user(svc: Services, user_id: str, cached: bool = True) -> dict[str, Any] | None:
     """The user if it may act: status Ok in an Active organization."""
-    statement = (
-        select(t.user)
-        .join(t.organization, t.organization.c.id == t.user.c.organization)
-        .where(t.user.c.id == user_id, t.user.c.status == "Ok", t.organization.c.status == "Active")
-    )
-    async with svc.db.read() as conn:
-        return as_dict((await conn.execute(statement)).first())
+    return await _active(svc, t.user.c.id == user_id, ("login", user_id) if cached else None)
 
 
 async def user_for_key(svc: Services, api_key: str) -> dict[str, Any] | None:
+    key_hash = svc.box.lookup_hash(api_key)
+    return await _active(svc, t.user.c.key_hash == key_hash, ("key", key_hash))
+
+
+async def _active(svc: Services, condition: Any, cache_key: tuple[str, str] | None) -> dict[str, Any] | None:
+    if cache_key is not None:
+        user = svc.users_cache.get(cache_key)
+        if user is not MISSING:
+            return user
     statement = (
         select(t.user)
         .join(t.organization, t.organization.c.id == t.user.c.organization)
-        .where(
-            t.user.c.key_hash == svc.box.lookup_hash(api_key),
-            t.user.c.status == "Ok",
-            t.organization.c.status == "Active",
-        )
+        .where(condition, t.user.c.status == "Ok", t.organization.c.status == "Active")
     )
     async with svc.db.read() as conn:
-        return as_dict((await conn.execute(statement)).first())
+        user = as_dict((await conn.execute(statement)).first())
+    if user is not None and cache_key is not None:
+        svc.users_cache.put(cache_key, user)  # misses are not kept: a wrong key must not fill memory
+    return user
 
 
 async def user_for_password(svc: Services, login: str, password: str) -> dict[str, Any] | None:
-    user = await active_user(svc, login)
+    user = await active_user(svc, login, cached=False)
     if user is None or not verify_password(user["password"], password):
         return None
     if needs_rehash(user["password"]):
@@ -255,6 +258,7 @@ async def _apply(svc: Services, ctx: AuthContext, user_id: str, changes: dict[st
             changes = changes | {"updatedBy": ctx.user_id, "updatedAt": now_ms()}
             await conn.execute(update(t.user).where(t.user.c.id == user_id).values(changes))
         user = as_dict((await conn.execute(select(t.user).where(t.user.c.id == user_id))).first())
+    svc.users_cache.clear()
     if user is None:
         raise NotFoundError(f"user {user_id} not found")
     audited = {k: v for k, v in changes.items() if k not in ("password", "key_hash", "key_encrypted")}

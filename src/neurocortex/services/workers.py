@@ -26,6 +26,7 @@ from neurocortex.errors import (
 from neurocortex.execution.jobdir import build_config
 from neurocortex.ids import new_id, now_ms
 from neurocortex.services.base import Services, as_dict
+from neurocortex.services.cache import MISSING as NOT_CACHED
 from neurocortex.services.catalog import MISSING, ConfigurationItem, WorkerDefinition
 from neurocortex.store import tables as t
 from neurocortex.store.search import search as store_search
@@ -250,16 +251,27 @@ async def get(
     svc: Services, ctx: AuthContext, worker_id_: str, worker_type: str | None = None
 ) -> dict[str, Any]:
     """A worker of the caller's organization; another organization's id is 'not found'."""
-    statement = select(t.worker).where(
-        t.worker.c.id == worker_id_, t.worker.c.organization == ctx.organization
-    )
-    if worker_type:
-        statement = statement.where(t.worker.c.type == worker_type)
-    async with svc.db.read() as conn:
-        worker = as_dict((await conn.execute(statement)).first())
-    if worker is None:
+    worker = await by_id(svc, worker_id_)
+    if (
+        worker is None
+        or worker["organization"] != ctx.organization
+        or worker_type not in (None, worker["type"])
+    ):
         raise NotFoundError(f"worker {worker_id_} not found")
     return worker
+
+
+async def by_id(svc: Services, worker_id_: str) -> dict[str, Any] | None:
+    worker = svc.workers_cache.get(worker_id_)
+    if worker is NOT_CACHED:
+        async with svc.db.read() as conn:
+            worker = as_dict(
+                (await conn.execute(select(t.worker).where(t.worker.c.id == worker_id_))).first()
+            )
+        if worker is None:
+            return None
+        svc.workers_cache.put(worker_id_, worker)
+    return dict(worker)  # callers may add to it
 
 
 async def search(
@@ -306,6 +318,7 @@ async def update_worker(
         changes |= {"updatedBy": ctx.user_id, "updatedAt": now_ms()}
         async with svc.db.write() as conn:
             await conn.execute(update(t.worker).where(t.worker.c.id == worker_id_).values(changes))
+        svc.workers_cache.clear()
         worker |= changes
         audited = {k: v for k, v in changes.items() if k != "configuration"}
         svc.publish(ctx.user_id, ctx.request_id, "worker", worker_id_, "Update", ctx.organization, public(worker),
@@ -317,6 +330,7 @@ async def remove(svc: Services, ctx: AuthContext, worker_type: str, worker_id_: 
     worker = await get(svc, ctx, worker_id_, worker_type)
     async with svc.db.write() as conn:
         await conn.execute(delete(t.worker).where(t.worker.c.id == worker_id_))
+    svc.workers_cache.clear()
     svc.publish(ctx.user_id, ctx.request_id, "worker", worker_id_, "Delete", ctx.organization, public(worker))
 
 
@@ -354,6 +368,7 @@ async def refresh_docker_images(svc: Services) -> None:
                     .where(t.worker.c.id == worker_id_)
                     .values(dockerImage=definition.docker_image)
                 )
+    svc.workers_cache.clear()
 
 
 # -- base configurations (organization-level defaults the UI uses to pre-fill a worker's configuration) --

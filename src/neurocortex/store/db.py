@@ -1,21 +1,26 @@
 """Database engines and migrations.
 
-SQLite (the embedded default) allows one writer at a time. Writes therefore go through their own
-engine with a single pooled connection and `BEGIN IMMEDIATE`, which queues writers in-process instead of
-letting them collide and fail with "database is locked"; reads use a separate pool and, thanks to WAL,
-never wait for writers. On PostgreSQL both are the same ordinary pool.
+On PostgreSQL, an ordinary asyncpg pool. On SQLite (the embedded default) statements run right on the
+event loop's thread: a statement takes microseconds, while handing it to a driver thread and back
+costs ten times that. Reads use a pool and, thanks to WAL, never wait for the writer. Writes take an
+asyncio lock (so writers queue without blocking the loop), then the one write connection with
+`BEGIN IMMEDIATE`, so that transactions never collide with "database is locked". SQLite therefore suits
+one server process; several nodes share a PostgreSQL database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -28,7 +33,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    # waits for another process holding the write lock (e.g. `neurocortex init`) block the loop: keep them short
+    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
 
 
@@ -37,34 +43,71 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            self.engine = create_async_engine(url, pool_size=8, max_overflow=8)
-            self.write_engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=3600)
-            for engine, begin in ((self.engine, "BEGIN"), (self.write_engine, "BEGIN IMMEDIATE")):
-                event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-                event.listen(engine.sync_engine, "begin", _emit(begin))
+            sync_url = re.sub(r"^sqlite(\+\w+)?://", "sqlite+pysqlite://", url)
+            self.read_engine = _sqlite_engine(sync_url, "BEGIN", pool_size=8, max_overflow=8)
+            self.write_engine = _sqlite_engine(sync_url, "BEGIN IMMEDIATE", pool_size=1, max_overflow=0)
+            self.async_engine = None
+            self._write_lock = asyncio.Lock()
         else:
-            self.engine = create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
-            self.write_engine = self.engine
+            self.async_engine = create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
-            yield conn
+    async def read(self) -> AsyncIterator[AsyncConnection | InlineConnection]:
+        if self.async_engine is not None:
+            async with self.async_engine.connect() as conn:
+                yield conn
+        else:
+            with self.read_engine.connect() as conn:
+                yield InlineConnection(conn)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self) -> AsyncIterator[AsyncConnection | InlineConnection]:
         """A transaction, committed when the block ends without an exception."""
-        async with self.write_engine.begin() as conn:
-            yield conn
+        if self.async_engine is not None:
+            async with self.async_engine.begin() as conn:
+                yield conn
+        else:
+            async with self._write_lock:
+                with self.write_engine.begin() as conn:
+                    yield InlineConnection(conn)
 
     async def migrate(self) -> None:
         async with self.write() as conn:
             await conn.run_sync(_upgrade_to_head)
 
     async def close(self) -> None:
-        await self.engine.dispose()
-        if self.write_engine is not self.engine:
-            await self.write_engine.dispose()
+        if self.async_engine is not None:
+            await self.async_engine.dispose()
+        else:
+            self.read_engine.dispose()
+            self.write_engine.dispose()
+
+
+def _sqlite_engine(url: str, begin: str, **pool: Any) -> Engine:
+    # every connection is used on the event loop's thread only, one coroutine at a time
+    engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _emit(begin))
+    return engine
+
+
+class InlineConnection:
+    """The part of AsyncConnection's interface our reads use, over a synchronous SQLite connection."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Result:
+        return self._connection.execute(statement, parameters)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return self._connection.scalar(statement, parameters)
+
+    async def scalars(self, statement: Any, parameters: Any = None) -> Any:
+        return self._connection.scalars(statement, parameters)
+
+    async def run_sync(self, function: Any, *args: Any) -> Any:
+        return function(self._connection, *args)
 
 
 def _emit(statement: str):

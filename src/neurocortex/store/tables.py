@@ -176,3 +176,13 @@ attachment = Table(
     Column("size", BigInteger, nullable=False),
     Column("createdAt", BigInteger, nullable=False),
 )
+
+dblist = Table(
+    "dblist",
+    metadata,
+    # generic key/value lists of Cortex (§3.9); no client of ours relies on them but the routes exist
+    Column("id", String(32), primary_key=True),
+    Column("dblist", String(255), nullable=False, index=True),
+    Column("value", Text, nullable=False),  # JSON text
+    *_system_columns(),
+)
