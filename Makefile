@@ -18,9 +18,14 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/neurocortex serve
 
-## Lint, then the whole test suite (tests in parallel, one server per test module).
+## Lint, then the whole test suite (tests in parallel, one server per test module) on SQLite, then the
+## end-to-end suite again with the servers on PostgreSQL (127.0.0.1:5432), when one is reachable.
 test: install lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+		echo "== end-to-end suite on PostgreSQL =="; \
+		NEUROCORTEX_TEST_DATABASE=postgresql $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests/e2e $(PYTEST_ARGS); \
+	else echo "PostgreSQL is not reachable on 127.0.0.1:5432: end-to-end suite not repeated on it"; fi
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench neurons

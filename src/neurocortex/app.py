@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from neurocortex import __version__
 from neurocortex.api import errors
 from neurocortex.api.middleware import CortexMiddleware
-from neurocortex.api.routes import dblists, jobs, organizations, status, stream, users, workers
+from neurocortex.api.routes import dblists, jobs, organizations, quotas, status, stream, users, workers
 from neurocortex.crypto import SecretBox, load_or_create_secret
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
@@ -63,6 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = svc
         app.state.users_exist = await user_service.any_user_exists(svc)
         app.state.setup_token = settings.setup_token or secrets.token_urlsafe(24)
+        for name, value in (
+            ("broker URL", settings.broker_url),
+            ("misp-modules servers", settings.misp_modules),
+        ):
+            if value:
+                log.error(
+                    "%s configured, but this version does not use it yet: jobs run in this process", name
+                )
         if not app.state.users_exist:
             log.warning(
                 "No user yet: create the first superadmin from this machine, or from elsewhere with the header "
@@ -101,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
     for router in (status.router, stream.router, jobs.router, workers.analyzers, workers.responders,
-                   users.router, organizations.router, dblists.router, pages.router):  # fmt: skip
+                   users.router, organizations.router, dblists.router, quotas.router, pages.router):  # fmt: skip
         app.include_router(router)
     app.add_middleware(CortexMiddleware, max_body=settings.max_upload_size)
     return app

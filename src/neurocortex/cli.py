@@ -20,6 +20,8 @@ app = typer.Typer(help="neurocortex: a Cortex-compatible observable-analysis and
                   no_args_is_help=True, add_completion=False)  # fmt: skip
 catalog_app = typer.Typer(help="Inspect the analyzer and responder catalogs.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+neurons_app = typer.Typer(help="Per-worker virtualenvs: install, update and list them.", no_args_is_help=True)
+app.add_typer(neurons_app, name="neurons")
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env NEUROCORTEX_DATA_DIR]")]
@@ -151,6 +153,206 @@ def catalog_list(analyzers: Analyzers = None, responders: Responders = None) -> 
         console.print(table)
     for problem in catalog.problems:
         console.print(f"[yellow]skipped:[/yellow] {problem}")
+
+
+Jobs = Annotated[int | None, typer.Option("--jobs", "-j", help="Installs at a time [default: min(4, CPUs)]")]
+Force = Annotated[bool, typer.Option("--force", help="Rebuild even the environments that did not change")]
+InstallTimeout = Annotated[float, typer.Option("--timeout", help="Seconds one worker's install may take")]
+
+
+@neurons_app.command("install")
+def neurons_install(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Worker directory names, definition names or ids")
+    ] = None,
+    all_workers: Annotated[
+        bool, typer.Option("--all", help="Every local worker directory of the configured sources")
+    ] = False,
+    jobs: Jobs = None,
+    force: Force = False,
+    timeout: InstallTimeout = 900.0,
+    data_dir: DataDir = None,
+    analyzers: Analyzers = None,
+    responders: Responders = None,
+) -> None:
+    """Make or refresh the virtualenv of workers from their requirements file (only what changed)."""
+    from neurocortex.execution import environments as envs
+
+    if not names and not all_workers:
+        raise typer.BadParameter("name workers to install, or give --all")
+    settings = load_settings(data_dir=data_dir, analyzers=analyzers, responders=responders)
+    catalog = envs.load_local_catalog(settings)
+    _print_problems(catalog.problems)
+    available = envs.discover(settings, catalog)
+    chosen = available
+    if names and not all_workers:
+        chosen, unknown = envs.select(available, names)
+        if unknown:
+            console.print(f"[red]no local worker named {', '.join(unknown)}[/red]")
+            raise typer.Exit(1)
+    results = _install_with_progress(chosen, jobs=jobs, force=force, timeout=timeout)
+    if any(result.status == envs.FAILED for result in results):
+        raise typer.Exit(1)
+
+
+@neurons_app.command("update")
+def neurons_update(
+    server: Annotated[
+        str | None, typer.Option("--server", help="URL of a running server to rescan its catalogs")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar="NEUROCORTEX_API_KEY", help="API key of an orgadmin or superadmin"),
+    ] = None,
+    pull: Annotated[
+        bool, typer.Option("--pull", help="`git pull --ff-only` the local sources that are git checkouts")
+    ] = False,
+    jobs: Jobs = None,
+    force: Force = False,
+    timeout: InstallTimeout = 900.0,
+    data_dir: DataDir = None,
+    analyzers: Analyzers = None,
+    responders: Responders = None,
+) -> None:
+    """Refresh the catalogs, reinstall the environments that changed, and rescan a running server."""
+    from neurocortex.execution import environments as envs
+    from neurocortex.services.catalog import CatalogLoader
+
+    if server and not api_key:
+        raise typer.BadParameter("--server needs --api-key (or NEUROCORTEX_API_KEY)")
+    settings = load_settings(data_dir=data_dir, analyzers=analyzers, responders=responders)
+    failed = False
+    if pull:
+        failed |= not _git_pull(envs.local_sources([*settings.analyzers, *settings.responders]))
+    # Every source, http catalogs fetched again: what the server will see when it rescans.
+    catalog = CatalogLoader(settings.analyzers, settings.responders, {"process", "docker"}).load()
+    console.print(f"catalogs: {len(catalog.analyzers)} analyzers, {len(catalog.responders)} responders")
+    _print_problems(catalog.problems)
+    results = _install_with_progress(
+        envs.discover(settings, catalog), jobs=jobs, force=force, timeout=timeout
+    )
+    failed |= any(result.status == envs.FAILED for result in results)
+    if server:
+        failed |= not _rescan(server, api_key or "")
+    else:
+        console.print(
+            "The server loads the new definitions at its next start, or now with "
+            "`neurocortex neurons update --server URL --api-key KEY` (or Refresh analyzers in the UI)."
+        )
+    if failed:
+        raise typer.Exit(1)
+
+
+@neurons_app.command("list")
+def neurons_list(
+    data_dir: DataDir = None, analyzers: Analyzers = None, responders: Responders = None
+) -> None:
+    """Each local worker directory and the state of its virtualenv."""
+    from neurocortex.execution import environments as envs
+
+    settings = load_settings(data_dir=data_dir, analyzers=analyzers, responders=responders)
+    catalog = envs.load_local_catalog(settings)
+    _print_problems(catalog.problems)
+    table = Table(title=f"worker environments ({envs.venvs_root(settings)})")
+    for column in ("kind", "worker", "state", "python"):
+        table.add_column(column, no_wrap=True)
+    for column in ("definitions", "last failure"):
+        table.add_column(column, overflow="fold")
+    colours = {"installed": "green", "outdated": "yellow", "broken": "red"}
+    for environment in envs.discover(settings, catalog):
+        state = envs.state(environment)
+        colour = colours.get(state.state, "dim")
+        failure = state.last_failure.splitlines()[-1].strip() if state.last_failure else ""
+        table.add_row(
+            environment.kind, environment.label, f"[{colour}]{state.state}[/{colour}]",
+            str(state.extra.get("python", "")).removeprefix("CPython "),
+            ", ".join(sorted(environment.names)), failure,
+        )  # fmt: skip
+    console.print(table)
+
+
+def _install_with_progress(environments: list, *, jobs: int | None, force: bool, timeout: float) -> list:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from neurocortex.execution import environments as envs
+
+    installer = envs.EnvironmentInstaller(jobs=jobs, timeout=timeout)
+    running: list[str] = []
+    with Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("installing", total=len(environments))
+
+        def started(environment: envs.WorkerEnvironment) -> None:
+            running.append(environment.label)
+            progress.update(task, description=", ".join(running))
+
+        def done(result: envs.InstallResult) -> None:
+            running.remove(result.environment.label)
+            progress.update(task, advance=1, description=", ".join(running) or "done")
+
+        results = asyncio.run(installer.install(environments, force=force, on_start=started, on_done=done))
+    table = Table(title=f"worker environments ({len(results)})")
+    for column in ("worker", "status", "reason", "time"):
+        table.add_column(column, overflow="fold")
+    colours = {envs.INSTALLED: "green", envs.UNCHANGED: "dim", envs.FAILED: "red"}
+    for result in results:
+        colour = colours[result.status]
+        table.add_row(f"{result.environment.kind}/{result.environment.label}",
+                      f"[{colour}]{result.status}[/{colour}]", result.reason,
+                      f"{result.seconds:.1f} s")  # fmt: skip
+    console.print(table)
+    counts = {status: sum(r.status == status for r in results) for status in colours}
+    console.print(", ".join(f"{count} {status}" for status, count in counts.items()))
+    return results
+
+
+def _print_problems(problems: list[str]) -> None:
+    for problem in problems:
+        console.print(f"[yellow]skipped:[/yellow] {problem}")
+
+
+def _git_pull(sources: list[str]) -> bool:
+    import subprocess
+
+    checkouts: set[str] = set()
+    for source in sources:
+        path = Path(source.removeprefix("file://")).expanduser()
+        directory = path if path.is_dir() else path.parent
+        found = subprocess.run(["git", "-C", str(directory), "rev-parse", "--show-toplevel"],
+                               capture_output=True, text=True, check=False)  # fmt: skip
+        if found.returncode == 0:
+            checkouts.add(found.stdout.strip())
+    if not checkouts:
+        console.print("--pull: no local source is in a git checkout")
+    ok = True
+    for checkout in sorted(checkouts):
+        pulled = subprocess.run(["git", "-C", checkout, "pull", "--ff-only"],
+                                capture_output=True, text=True, check=False)  # fmt: skip
+        if pulled.returncode == 0:
+            lines = pulled.stdout.strip().splitlines()
+            console.print(f"{checkout}: {lines[-1] if lines else 'pulled'}")
+        else:
+            console.print(f"[red]{checkout}: git pull failed:[/red] {pulled.stderr.strip()}")
+            ok = False
+    return ok
+
+
+def _rescan(server: str, api_key: str) -> bool:
+    import httpx
+
+    url = server.rstrip("/") + "/api/analyzerdefinition/scan"
+    try:
+        response = httpx.post(url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]rescan of {server} failed:[/red] {exc}")
+        return False
+    if response.status_code >= 400:
+        console.print(f"[red]rescan of {server} refused ({response.status_code}):[/red] {response.text}")
+        return False
+    console.print(f"{server} is rescanning its analyzer and responder catalogs")
+    return True
 
 
 @app.command()

@@ -60,6 +60,16 @@ class Settings(BaseSettings):
     retried once this has passed since the last renewal."""
     analyzer_concurrency: int = 20
     responder_concurrency: int = 20
+    """Jobs of each type this node runs at once."""
+    max_running_jobs: int | None = Field(None, ge=1)
+    """Jobs this node runs at once, all types together; the sum of the two above when unset."""
+    process_concurrency: int = Field(0, ge=0)
+    """Jobs this node runs at once with the process runner; 0 for no limit beyond the others."""
+    worker_concurrency: int = Field(0, ge=0)
+    """Jobs of one worker running at once, over all nodes, for workers without a `maxConcurrency` of their
+    own; 0 for no limit."""
+    max_queue_time: float = Field(0.0, ge=0)
+    """Seconds a job may stay Waiting before it is failed; 0 to wait for ever (as Cortex)."""
     python: str | None = None
     """Interpreter for `.py` workers that have no virtualenv of their own; the server's by default."""
 
@@ -103,6 +113,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'neurocortex.db').resolve()}"
+
+    @property
+    def running_jobs_limit(self) -> int:
+        if self.max_running_jobs is not None:
+            return self.max_running_jobs
+        return self.analyzer_concurrency + self.responder_concurrency
+
+    @property
+    def runner_limits(self) -> dict[str, int]:
+        """Jobs each runner may run at once on this node (0: no limit of its own). A runner added later
+        (docker, sandbox) adds its `<name>_concurrency` setting here."""
+        return {"process": self.process_concurrency}
 
     @property
     def resolved_job_directory(self) -> Path:

@@ -95,6 +95,8 @@ def user(row: dict[str, Any], with_preferences: bool = False) -> dict[str, Any]:
 WORKER_FIELDS = (
     "name", "version", "workerDefinitionId", "description", "author", "url", "license", "command", "dockerImage",
     "dataTypeList", "baseConfig", "rate", "rateUnit", "jobCache", "jobTimeout", "type",
+    # beyond Cortex, present only when set
+    "maxConcurrency", "rateLimitPolicy", "rateLimits",
 )  # fmt: skip
 
 
@@ -106,6 +108,19 @@ def worker(row: dict[str, Any], configuration: dict[str, Any] | None = None) -> 
         out["analyzerDefinitionId"] = row["workerDefinitionId"]
     if configuration is not None:
         out["configuration"] = configuration
+    return out
+
+
+def quota(row: dict[str, Any]) -> dict[str, Any]:
+    out = _entity("quota", row)
+    out |= {
+        "name": row["name"],
+        "workerDefinitionIds": row["workerDefinitionIds"],
+        "baseConfigs": row["baseConfigs"],
+        "limits": row["limits"],
+        "organizationLimits": row["organizationLimits"],
+    }
+    _present(out, row, ("description",))
     return out
 
 

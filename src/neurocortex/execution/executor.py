@@ -152,6 +152,17 @@ class Executor:
         except (orjson.JSONDecodeError, AttributeError):
             return False
 
+    def runner_for(self, worker: dict[str, Any], definition: WorkerDefinition | None) -> str | None:
+        """The first runner, in the configured order, that can run this worker (Cortex's choice, §4.2
+        step 3). The dispatcher asks before claiming a job, to respect each runner's concurrency limit."""
+        for name in self.svc.settings.runners:
+            runner = self.runners.get(name)
+            if runner is None or not runner.available():
+                continue
+            if name == "process" and _process_command(worker, definition)[1] is not None:
+                return name
+        return None
+
     def _plan(
         self,
         worker: dict[str, Any],
@@ -161,21 +172,16 @@ class Executor:
     ) -> tuple[Runner, RunSpec]:
         timeout_minutes = worker["jobTimeout"] if worker["jobTimeout"] else self.svc.settings.job_timeout
         cacerts = directory.cacerts
-        for name in self.svc.settings.runners:
-            runner = self.runners.get(name)
-            if runner is None or not runner.available():
-                continue
-            if name == "process":
-                root, command = _process_command(worker, definition)
-                if command is None:
-                    continue
-                python = self.svc.settings.python or _default_python()
-                try:
-                    argv = command_argv(root, command, python, directory.path)
-                except ValueError as exc:
-                    raise WorkerCannotRun(f"Worker cannot be run: {exc}") from None
-                env = worker_environment(str(cacerts) if cacerts else None)
-                return runner, RunSpec(argv=argv, cwd=root, env=env, timeout=timeout_minutes * 60)
+        name = self.runner_for(worker, definition)
+        if name == "process":
+            root, command = _process_command(worker, definition)
+            python = self.svc.settings.python or _default_python()
+            try:
+                argv = command_argv(root, command, python, directory.path)
+            except ValueError as exc:
+                raise WorkerCannotRun(f"Worker cannot be run: {exc}") from None
+            env = worker_environment(str(cacerts) if cacerts else None)
+            return self.runners[name], RunSpec(argv=argv, cwd=root, env=env, timeout=timeout_minutes * 60)
         raise WorkerCannotRun("Worker cannot be run")
 
 

@@ -33,6 +33,7 @@ class Services:
     # callers (by key hash or login) and workers (by id), read by nearly every request
     users_cache: TTLCache = field(default_factory=TTLCache)
     workers_cache: TTLCache = field(default_factory=TTLCache)
+    quotas_cache: TTLCache = field(default_factory=TTLCache)
     # set by the dispatcher so that services can wake it when a job is created
     job_created: Any = None
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from neurocortex.auth.context import AuthContext
@@ -22,7 +22,7 @@ from neurocortex.errors import (
 )
 from neurocortex.fields import Fields, UploadedFile
 from neurocortex.ids import new_id, now_ms
-from neurocortex.services import workers
+from neurocortex.services import scheduling, workers
 from neurocortex.services.base import Services, as_dict
 from neurocortex.store import tables as t
 from neurocortex.store.search import search as store_search
@@ -165,28 +165,41 @@ async def create(
         "createdBy": ctx.user_id,
         "createdAt": now,
     }
+    admission = scheduling.admission_limits(worker, await scheduling.quotas(svc))
     async with svc.db.write() as conn:
-        if worker["rate"] is not None and worker["rateUnit"] in workers.RATE_UNITS:
-            # the row lock serializes concurrent submissions on PostgreSQL; SQLite's write lock already does
-            await conn.execute(select(t.worker.c.id).where(t.worker.c.id == worker["id"]).with_for_update())
-            since = now - workers.RATE_UNITS[worker["rateUnit"]] * 1000
-            used = (
-                await conn.execute(
-                    select(func.count())
-                    .select_from(t.job)
-                    .where(t.job.c.workerId == worker["id"], t.job.c.createdAt >= since)
-                )
-            ).scalar_one()
-            if used >= worker["rate"]:
-                raise RateLimitExceeded(
-                    f"Rate limit of {worker['rate']} per {worker['rateUnit']} reached for the analyzer "
-                    f"{worker['name']}. Job cannot be started"
-                )
+        if admission:
+            await _check_rate_limits(conn, worker, admission, now)
         await conn.execute(insert(t.job).values(job))
     if svc.job_created is not None:
         svc.job_created(job)
     svc.publish(ctx.user_id, ctx.request_id, "job", job["id"], "Creation", job["organization"], job)
     return job, False
+
+
+async def _check_rate_limits(
+    conn: Any,
+    worker: dict[str, Any],
+    admission: list[tuple[scheduling.Scope, list[scheduling.Limit], scheduling.Quota | None]],
+    now: int,
+) -> None:
+    """Cortex's rate limit (§4.1 step 7), for each limit of a "reject" worker and each quota covering it:
+    429 when the jobs created in the window (any status) have reached it. The row locks serialize
+    concurrent submissions on PostgreSQL; SQLite's write lock already does."""
+    await scheduling.lock(conn, [q.id for _, _, q in admission if q is not None], [worker["id"]])
+    for scope, limits, quota in admission:
+        for used in await scheduling.usage(conn, scope, limits, now, started=False):
+            if used.used < used.limit.rate:
+                continue
+            per = f"{used.limit.rate} per {used.limit.unit}"
+            if quota is None:
+                raise RateLimitExceeded(
+                    f"Rate limit of {per} reached for the analyzer {worker['name']}. Job cannot be started"
+                )
+            whose = f" for the organization {scope.organization}" if scope.organization else ""
+            raise RateLimitExceeded(
+                f"Quota {quota.name} of {per}{whose} reached for the analyzer {worker['name']}. "
+                "Job cannot be started"
+            )
 
 
 async def _store_attachment(svc: Services, upload: UploadedFile) -> dict[str, Any]:

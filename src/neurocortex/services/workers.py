@@ -28,11 +28,11 @@ from neurocortex.ids import new_id, now_ms
 from neurocortex.services.base import Services, as_dict
 from neurocortex.services.cache import MISSING as NOT_CACHED
 from neurocortex.services.catalog import MISSING, ConfigurationItem, WorkerDefinition
+from neurocortex.services.scheduling import POLICIES, RATE_UNITS
 from neurocortex.store import tables as t
 from neurocortex.store.search import search as store_search
 from neurocortex.store.search_models import WORKER
 
-RATE_UNITS = {"Second": 1, "Minute": 60, "Hour": 3600, "Day": 86400, "Month": 2592000}
 WRITABLE = (
     "name",
     "configuration",
@@ -42,6 +42,10 @@ WRITABLE = (
     "jobTimeout",
     "dataTypeList",
     "dockerImage",
+    # beyond Cortex (services/scheduling.py)
+    "maxConcurrency",
+    "rateLimitPolicy",
+    "rateLimits",
 )
 READ_ONLY = (
     "version", "workerDefinitionId", "analyzerDefinitionId", "description", "author", "url", "license",
@@ -136,8 +140,25 @@ def accepted_items(svc: Services, definition: WorkerDefinition) -> tuple[Configu
     return definition.items + global_items(svc, definition.type) + TLP_PAP_ITEMS
 
 
+def check_rate_limits(name: str, value: Any, errors: list[AttributeError_]) -> list[dict[str, Any]] | None:
+    """A list of `{"rate": n, "rateUnit": u}` (n a whole number ≥ 0, u one of Cortex's units)."""
+    if isinstance(value, list) and all(
+        isinstance(item, dict)
+        and set(item) == {"rate", "rateUnit"}
+        and isinstance(item["rate"], int)
+        and not isinstance(item["rate"], bool)
+        and item["rate"] >= 0
+        and item["rateUnit"] in RATE_UNITS
+        for item in value
+    ):
+        return [{"rate": item["rate"], "rateUnit": item["rateUnit"]} for item in value]
+    errors.append(invalid_format(name, value, f"array of {{rate: number, rateUnit: {'|'.join(RATE_UNITS)}}}"))
+    return None
+
+
 def _check_limits(fields: dict[str, Any], errors: list[AttributeError_]) -> dict[str, Any]:
-    """rate, rateUnit, jobCache, jobTimeout, dataTypeList and dockerImage; null clears an optional one."""
+    """rate, rateUnit, jobCache, jobTimeout, dataTypeList and dockerImage, and our maxConcurrency,
+    rateLimitPolicy and rateLimits; null clears an optional one."""
     values: dict[str, Any] = {}
     for key in ("rate", "jobCache", "jobTimeout"):
         if key in fields:
@@ -167,6 +188,24 @@ def _check_limits(fields: dict[str, Any], errors: list[AttributeError_]) -> dict
             values["dockerImage"] = fields["dockerImage"]
         else:
             errors.append(invalid_format("dockerImage", fields["dockerImage"], "string"))
+    if "maxConcurrency" in fields:
+        value = fields["maxConcurrency"]
+        if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            values["maxConcurrency"] = value
+        else:
+            errors.append(invalid_format("maxConcurrency", value, "number ≥ 1"))
+    if "rateLimitPolicy" in fields:
+        if fields["rateLimitPolicy"] is None or fields["rateLimitPolicy"] in POLICIES:
+            values["rateLimitPolicy"] = fields["rateLimitPolicy"]
+        else:
+            errors.append(invalid_format("rateLimitPolicy", fields["rateLimitPolicy"], "|".join(POLICIES)))
+    if "rateLimits" in fields:
+        if fields["rateLimits"] is None:
+            values["rateLimits"] = None
+        else:
+            limits = check_rate_limits("rateLimits", fields["rateLimits"], errors)
+            if limits is not None:
+                values["rateLimits"] = limits or None  # [] clears them
     return values
 
 
@@ -319,6 +358,8 @@ async def update_worker(
         async with svc.db.write() as conn:
             await conn.execute(update(t.worker).where(t.worker.c.id == worker_id_).values(changes))
         svc.workers_cache.clear()
+        if svc.job_created is not None:
+            svc.job_created(None)  # a raised cap or another policy may let Waiting jobs start
         worker |= changes
         audited = {k: v for k, v in changes.items() if k != "configuration"}
         svc.publish(ctx.user_id, ctx.request_id, "worker", worker_id_, "Update", ctx.organization, public(worker),

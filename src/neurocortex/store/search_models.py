@@ -189,6 +189,8 @@ WORKER = SearchModel(
         "rateUnit": _f("rateUnit"),
         "jobCache": _f("jobCache", "number"),
         "jobTimeout": _f("jobTimeout", "number"),
+        "maxConcurrency": _f("maxConcurrency", "number"),
+        "rateLimitPolicy": _f("rateLimitPolicy"),
         "organization": _f("organization"),
         **_system(),
     },

@@ -91,6 +91,10 @@ worker = Table(
     Column("rateUnit", String(16)),
     Column("jobCache", Float),
     Column("jobTimeout", Float),
+    # scheduling, beyond Cortex (see services/scheduling.py); null means Cortex's behaviour
+    Column("maxConcurrency", Integer),
+    Column("rateLimitPolicy", String(16)),  # "reject" (Cortex, the default) or "queue"
+    Column("rateLimits", JSON),  # [{"rate": n, "rateUnit": u}], in addition to rate/rateUnit
     *_system_columns(),
 )
 
@@ -138,7 +142,9 @@ job = Table(
     Index("ix_job_org_created", "organization", "createdAt"),
     Index("ix_job_cache", "cacheTag", "startDate"),
     Index("ix_job_worker_created", "workerId", "createdAt"),
-    Index("ix_job_status", "status"),
+    # the dispatcher's reads: Waiting/InProgress jobs by worker, oldest first; starts in a rate window
+    Index("ix_job_status_worker", "status", "workerId", "id"),
+    Index("ix_job_worker_started", "workerId", "startDate"),
 )
 
 report = Table(
@@ -175,6 +181,20 @@ attachment = Table(
     Column("md5", String(32), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("createdAt", BigInteger, nullable=False),
+)
+
+quota = Table(
+    "quota",
+    metadata,
+    # a budget shared by the workers of some definitions across organizations (one provider key, one quota)
+    Column("id", String(32), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("description", Text),
+    Column("workerDefinitionIds", JSON, nullable=False),
+    Column("baseConfigs", JSON, nullable=False),
+    Column("limits", JSON, nullable=False),  # [{"rate": n, "rateUnit": u}] over every organization
+    Column("organizationLimits", JSON, nullable=False),  # {"<org>": [{"rate": n, "rateUnit": u}]}
+    *_system_columns(),
 )
 
 dblist = Table(

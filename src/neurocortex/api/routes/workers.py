@@ -13,7 +13,7 @@ from neurocortex.api.render import json_response, list_response, no_content
 from neurocortex.api.routes.common import fields_of
 from neurocortex.auth.context import AuthContext
 from neurocortex.errors import NotFoundError, missing_attribute, raise_attribute_errors
-from neurocortex.services import workers
+from neurocortex.services import scheduling, workers
 from neurocortex.services.base import Services
 
 ADMINS = ("orgadmin", "superadmin")
@@ -104,6 +104,12 @@ def build(kind: str) -> APIRouter:
                 render.created_responder(row, workers.advertised_limits(svc, row), definition), 201
             )
         return json_response(render.worker(row), 201)
+
+    @router.get(f"/api/{kind}/_status")
+    async def queue_status(request: Request, ctx: AuthContext = Depends(requires("read"))) -> Response:
+        """Beyond Cortex: per worker of the caller's organization, the jobs Waiting and InProgress, and what
+        is left of each rate limit and quota (services/scheduling.py)."""
+        return json_response(await scheduling.queue_status(services(request), ctx.organization, kind))
 
     @router.get(f"/api/{kind}/{{worker_id}}")
     async def get(worker_id: str, request: Request, ctx: AuthContext = Depends(requires("read"))) -> Response:

@@ -15,6 +15,10 @@ class RunSpec:
     """The whole environment of the worker; nothing is inherited."""
     timeout: float | None
     """Seconds; None for no limit."""
+    job_directory: Path | None = None
+    """The job directory (the last argument of a local worker): the one place an isolating runner lets the
+    worker write. None: the sandbox runner takes the last argument when it names a directory holding input/
+    and output/."""
 
 
 @dataclass

@@ -107,59 +107,66 @@ class ProcessRunner:
         return True
 
     async def run(self, spec: RunSpec) -> RunOutcome:
-        loop = asyncio.get_running_loop()
-        capture = _OutputCapture(self.max_captured_output, loop)
-        # One pipe for stdout and stderr: the output interleaves as the worker wrote it.
-        read_fd, write_fd = os.pipe()
-        reader = open(read_fd, "rb", buffering=0)  # noqa: SIM115 - owned by the read transport below
-        try:
-            try:
-                # subprocess.Popen starts the worker with vfork(): unlike uvloop's spawn, it does not copy
-                # the server's memory (~10 ms per job for a large server). It runs on the event loop's
-                # thread on purpose: --pdeathsig fires when the thread that started the child ends.
-                process = subprocess.Popen(
-                    _with_parent_death_signal(spec.argv),
-                    cwd=spec.cwd,
-                    env=spec.env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=write_fd,
-                    stderr=write_fd,
-                    # Its own process group, so that the worker and everything it spawned die together.
-                    start_new_session=True,
-                )
-            finally:
-                os.close(write_fd)
-        except (OSError, ValueError, subprocess.SubprocessError) as exc:
-            reader.close()
-            return RunOutcome(
-                exit_code=None, timed_out=False, output="", error=f"Process execution error: {exc}"
-            )
+        return await run_process(spec.argv, spec.cwd, spec.env, spec.timeout, self.max_captured_output)
 
-        exit_watch = _ExitWatch(process, loop)
-        transport = None
-        timed_out = False
+
+async def run_process(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: float | None, max_captured_output: int
+) -> RunOutcome:
+    """Start `argv` and return once it has exited, capturing its output; the machinery every local runner
+    shares (the sandbox runner passes a bwrap command line): vfork spawn, own process group, death with the
+    server, exit watch without a thread, bounded capture, group kill on timeout or cancellation."""
+    loop = asyncio.get_running_loop()
+    capture = _OutputCapture(max_captured_output, loop)
+    # One pipe for stdout and stderr: the output interleaves as the worker wrote it.
+    read_fd, write_fd = os.pipe()
+    try:
         try:
-            transport, _ = await loop.connect_read_pipe(lambda: capture, reader)
-            try:
-                await asyncio.wait_for(asyncio.shield(exit_watch.exited), spec.timeout)
-            except TimeoutError:
-                timed_out = True
+            # subprocess.Popen starts the worker with vfork(): unlike uvloop's spawn, it does not copy
+            # the server's memory (~10 ms per job for a large server). It runs on the event loop's
+            # thread on purpose: --pdeathsig fires when the thread that started the child ends.
+            process = subprocess.Popen(
+                _with_parent_death_signal(argv),
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                # Its own process group, so that the worker and everything it spawned die together.
+                start_new_session=True,
+            )
         finally:
-            # On a timeout, on cancellation, and after a normal exit too: a grandchild left running
-            # would outlive the job, keep the pipe open and go on using the job directory.
-            _kill_group(process.pid)
-            await exit_watch.close()
-            if transport is None:
-                reader.close()
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(capture.closed), DRAIN_GRACE)
-                transport.close()
-        output = capture.text()
-        if process.returncode == 127 and output.startswith("setpriv: failed to execute"):
-            error = f"Process execution error: {output.removeprefix('setpriv: ').strip()}"
-            return RunOutcome(exit_code=None, timed_out=False, output="", error=error)
-        return RunOutcome(exit_code=process.returncode, timed_out=timed_out, output=output)
+            os.close(write_fd)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        os.close(read_fd)
+        return RunOutcome(exit_code=None, timed_out=False, output="", error=f"Process execution error: {exc}")
+
+    exit_watch = _ExitWatch(process, loop)
+    timed_out = False
+    # The pipe is read with add_reader on a descriptor we own and close once. uvloop's connect_read_pipe
+    # closes the descriptor in libuv and then again through the file object (MagicStack/uvloop#763): under
+    # load the number is reused in between, and another job's files or pipes get closed.
+    os.set_blocking(read_fd, False)
+    loop.add_reader(read_fd, capture.read_from, read_fd, loop)
+    try:
+        try:
+            await asyncio.wait_for(asyncio.shield(exit_watch.exited), timeout)
+        except TimeoutError:
+            timed_out = True
+    finally:
+        # On a timeout, on cancellation, and after a normal exit too: a grandchild left running
+        # would outlive the job, keep the pipe open and go on using the job directory.
+        _kill_group(process.pid)
+        await exit_watch.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(capture.closed), DRAIN_GRACE)
+        loop.remove_reader(read_fd)
+        os.close(read_fd)
+    output = capture.text()
+    if process.returncode == 127 and output.startswith("setpriv: failed to execute"):
+        error = f"Process execution error: {output.removeprefix('setpriv: ').strip()}"
+        return RunOutcome(exit_code=None, timed_out=False, output="", error=error)
+    return RunOutcome(exit_code=process.returncode, timed_out=timed_out, output=output)
 
 
 class _ExitWatch:
@@ -241,6 +248,20 @@ class _OutputCapture(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
+
+    def read_from(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
+        """The add_reader callback: what the pipe holds now; at its end, stop watching it."""
+        try:
+            data = os.read(fd, 256 * 1024)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data:
+            self.data_received(data)
+        else:
+            loop.remove_reader(fd)
+            self.connection_lost(None)
 
     def text(self) -> str:
         tail = self.tail[-self.tail_limit :] if self.tail_limit else b""
