@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,6 +21,7 @@ from neurocortex.crypto import SecretBox, load_or_create_secret
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
 from neurocortex.execution.runners.process import ProcessRunner
+from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
 from neurocortex.services import organizations as organization_service
 from neurocortex.services import users as user_service
 from neurocortex.services.base import Services
@@ -37,8 +40,11 @@ async def build_services(settings: Settings) -> Services:
     ensure_sqlite_directory(url)
     db = Database(url)
     await db.migrate()
-    runners = {"process": ProcessRunner(settings.max_captured_output)}
+    runners = {"process": ProcessRunner(settings.max_captured_output), "sandbox": _sandbox(settings)}
     available = {name for name, runner in runners.items() if runner.available()}
+    for name in set(settings.runners) - available:
+        reason = getattr(runners.get(name), "unavailable_reason", None) or "not part of this version"
+        log.warning("runner %s is unavailable: %s", name, reason)
     svc = Services(
         runners=runners,
         settings=settings,
@@ -52,6 +58,20 @@ async def build_services(settings: Settings) -> Services:
     await organization_service.ensure_cortex_org(svc)
     await svc.rescan()
     return svc
+
+
+def _sandbox(settings: Settings) -> SandboxRunner:
+    """The bubblewrap runner; the worker sees nothing of the data directory, the jobs or the config file."""
+    hidden = [settings.data_dir.resolve(), settings.resolved_job_directory]
+    if os.environ.get("NEUROCORTEX_CONFIG"):
+        hidden.append(Path(os.environ["NEUROCORTEX_CONFIG"]).resolve())
+    policy = SandboxPolicy(
+        network=settings.sandbox_network,
+        memory_mb=settings.sandbox_memory_mb or None,
+        cpu_seconds=settings.sandbox_cpu_seconds or None,
+        max_processes=settings.sandbox_max_processes or None,
+    )
+    return SandboxRunner(settings.max_captured_output, hidden=hidden, default_policy=policy)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(0, ge=0)
     """Jobs of one worker running at once, over all nodes, for workers without a `maxConcurrency` of their
     own; 0 for no limit."""
+    sandbox_concurrency: int = Field(0, ge=0)
+    """Jobs this node runs at once in the bubblewrap sandbox; 0 for no limit beyond the others."""
+    sandbox_network: bool = True
+    """Whether sandboxed workers reach the network (off: only their own loopback, for file analyzers)."""
+    sandbox_memory_mb: int = Field(2048, ge=0)
+    """Address-space limit of a sandboxed worker in MiB; 0 for none."""
+    sandbox_cpu_seconds: int = Field(0, ge=0)
+    """CPU-time limit of a sandboxed worker; 0 for none (the job timeout still applies)."""
+    sandbox_max_processes: int = Field(256, ge=0)
+    """Processes and threads a sandboxed worker may have; 0 for no limit."""
     max_queue_time: float = Field(0.0, ge=0)
     """Seconds a job may stay Waiting before it is failed; 0 to wait for ever (as Cortex)."""
     python: str | None = None
@@ -124,7 +134,7 @@ class Settings(BaseSettings):
     def runner_limits(self) -> dict[str, int]:
         """Jobs each runner may run at once on this node (0: no limit of its own). A runner added later
         (docker, sandbox) adds its `<name>_concurrency` setting here."""
-        return {"process": self.process_concurrency}
+        return {"process": self.process_concurrency, "sandbox": self.sandbox_concurrency}
 
     @property
     def resolved_job_directory(self) -> Path:

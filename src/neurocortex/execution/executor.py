@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from neurocortex.execution.environments import environment_python
 from neurocortex.execution.jobdir import JobDirectory, JobInput, build_config, redact
 from neurocortex.execution.runners.base import Runner, RunSpec
 from neurocortex.execution.runners.process import command_argv
@@ -23,6 +24,10 @@ from neurocortex.services.base import Services
 from neurocortex.services.catalog import WorkerDefinition
 
 log = logging.getLogger(__name__)
+
+
+# runners that start the worker's command on this machine: the plain process runner and the sandbox
+LOCAL_RUNNERS = ("sandbox", "process")
 
 
 class WorkerCannotRun(Exception):
@@ -159,7 +164,7 @@ class Executor:
             runner = self.runners.get(name)
             if runner is None or not runner.available():
                 continue
-            if name == "process" and _process_command(worker, definition)[1] is not None:
+            if name in LOCAL_RUNNERS and _process_command(worker, definition)[1] is not None:
                 return name
         return None
 
@@ -173,16 +178,23 @@ class Executor:
         timeout_minutes = worker["jobTimeout"] if worker["jobTimeout"] else self.svc.settings.job_timeout
         cacerts = directory.cacerts
         name = self.runner_for(worker, definition)
-        if name == "process":
+        if name in LOCAL_RUNNERS:
             root, command = _process_command(worker, definition)
-            python = self.svc.settings.python or _default_python()
             try:
-                argv = command_argv(root, command, python, directory.path)
+                argv = command_argv(root, command, self._python(definition), directory.path)
             except ValueError as exc:
                 raise WorkerCannotRun(f"Worker cannot be run: {exc}") from None
             env = worker_environment(str(cacerts) if cacerts else None)
-            return self.runners[name], RunSpec(argv=argv, cwd=root, env=env, timeout=timeout_minutes * 60)
+            spec = RunSpec(
+                argv=argv, cwd=root, env=env, timeout=timeout_minutes * 60, job_directory=directory.path
+            )
+            return self.runners[name], spec
         raise WorkerCannotRun("Worker cannot be run")
+
+    def _python(self, definition: WorkerDefinition | None) -> str:
+        """The worker's own virtualenv (`neurocortex neurons install`), else the configured interpreter."""
+        own = environment_python(self.svc.settings, definition) if definition else None
+        return own or self.svc.settings.python or sys.executable
 
 
 def _process_command(worker: dict[str, Any], definition: WorkerDefinition | None):
@@ -195,10 +207,6 @@ def _process_command(worker: dict[str, Any], definition: WorkerDefinition | None
         root = program.parent.parent
         return root, str(program.relative_to(root))
     return None, None
-
-
-def _default_python() -> str:
-    return sys.executable
 
 
 def _input_document(job_input: JobInput) -> dict[str, Any]:

@@ -250,6 +250,6 @@ class CatalogLoader:
         return found
 
     def _runnable(self, definition: WorkerDefinition) -> bool:
-        if definition.command and "process" in self.runners:
+        if definition.command and self.runners & {"process", "sandbox"}:
             return True
         return bool(definition.docker_image) and bool(self.runners & {"docker", "kubernetes"})

@@ -2,6 +2,7 @@
 """Test analyzer: echoes its input, its configuration (secrets removed) and its environment facts."""
 
 import os
+import sys
 
 from cortexutils.analyzer import Analyzer
 
@@ -18,6 +19,8 @@ class Echo(Analyzer):
             "config": {k: v for k, v in self.get_param("config", {}).items() if k != "api_key"},
             "has_api_key": self.get_param("config.api_key") is not None,
             "cwd": os.getcwd(),
+            "python": sys.executable,
+            "uid": os.getuid(),
             "env_has_secret": any(k.startswith("NEUROCORTEX_") for k in os.environ),
             "ca_bundle": os.environ.get("REQUESTS_CA_BUNDLE"),
             "https_proxy": os.environ.get("https_proxy"),
