@@ -143,26 +143,28 @@ def bearer(url: str, key: str) -> httpx.Client:
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def superadmin(server: Server) -> httpx.Client:
-    """The first superadmin, created through the `init` pseudo-user (we are on loopback)."""
+def bootstrap_superadmin(server: Server) -> httpx.Client:
+    """The first superadmin of a fresh server, created through the `init` pseudo-user (we are on loopback),
+    logged in with a session and given an API key through it (CSRF header included)."""
     anonymous = httpx.Client(base_url=server.url, timeout=60)
-    created = anonymous.post(
-        "/api/user",
-        json={
-            "login": "admin",
-            "name": "Admin",
-            "roles": ["superadmin"],
-            "organization": "cortex",
-            "password": "pw",
-        },
-    )
+    body = {
+        "login": "admin",
+        "name": "Admin",
+        "roles": ["superadmin"],
+        "organization": "cortex",
+        "password": "pw",
+    }
+    created = anonymous.post("/api/user", json=body)
     assert created.status_code == 201, created.text
-    session = httpx.Client(base_url=server.url, timeout=60)
-    assert session.post("/api/login", json={"user": "admin", "password": "pw"}).status_code == 200
-    renewed = session.post("/api/user/admin/key/renew", headers=xsrf_header(session))
+    assert anonymous.post("/api/login", json={"user": "admin", "password": "pw"}).status_code == 200
+    renewed = anonymous.post("/api/user/admin/key/renew", headers=xsrf_header(anonymous))
     assert renewed.status_code == 200, renewed.text
     return bearer(server.url, renewed.text)
+
+
+@pytest.fixture(scope="module")
+def superadmin(server: Server) -> httpx.Client:
+    return bootstrap_superadmin(server)
 
 
 def xsrf_header(client: httpx.Client) -> dict[str, str]:

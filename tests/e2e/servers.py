@@ -15,30 +15,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Server, bearer, drop_database, free_port, make_server, xsrf_header
+from tests.conftest import (
+    Server,
+    bootstrap_superadmin,
+    drop_database,
+    free_port,
+    make_server,
+)
 
 POSTGRES_ADMIN = os.environ.get(
     "NEUROCORTEX_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-
-
-def bootstrap_superadmin(server: Server) -> httpx.Client:
-    anonymous = httpx.Client(base_url=server.url, timeout=60)
-    created = anonymous.post(
-        "/api/user",
-        json={
-            "login": "admin",
-            "name": "Admin",
-            "roles": ["superadmin"],
-            "organization": "cortex",
-            "password": "pw",
-        },
-    )
-    assert created.status_code == 201, created.text
-    assert anonymous.post("/api/login", json={"user": "admin", "password": "pw"}).status_code == 200
-    renewed = anonymous.post("/api/user/admin/key/renew", headers=xsrf_header(anonymous))
-    assert renewed.status_code == 200, renewed.text
-    return bearer(server.url, renewed.text)
 
 
 def _drop_test_database(server: Server) -> None:

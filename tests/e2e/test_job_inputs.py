@@ -12,7 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Server, Tenant, bearer, enable, make_server, new_tenant, xsrf_header
+from tests.conftest import (
+    Server,
+    Tenant,
+    bootstrap_superadmin,
+    enable,
+    make_server,
+    new_tenant,
+)
 
 SAMPLE = b"sample file content, mentioning 198.51.100.77\n"
 
@@ -59,26 +66,6 @@ def job_total(client: httpx.Client) -> int:
     response = client.post("/api/job/_search", json={"query": {}, "range": "0-1"})
     assert response.status_code == 200, response.text
     return int(response.headers["X-Total"])
-
-
-def bootstrap_superadmin(server: Server) -> httpx.Client:
-    """The first superadmin of a server started by the test itself (conftest's fixture is per module)."""
-    anonymous = httpx.Client(base_url=server.url, timeout=60)
-    created = anonymous.post(
-        "/api/user",
-        json={
-            "login": "admin",
-            "name": "Admin",
-            "roles": ["superadmin"],
-            "organization": "cortex",
-            "password": "pw",
-        },
-    )
-    assert created.status_code == 201, created.text
-    assert anonymous.post("/api/login", json={"user": "admin", "password": "pw"}).status_code == 200
-    renewed = anonymous.post("/api/user/admin/key/renew", headers=xsrf_header(anonymous))
-    assert renewed.status_code == 200, renewed.text
-    return bearer(server.url, renewed.text)
 
 
 # -- fixtures ---------------------------------------------------------------------------------------------

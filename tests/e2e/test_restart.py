@@ -10,7 +10,15 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.conftest import Server, Tenant, bearer, drop_database, enable, make_server, new_tenant, xsrf_header
+from tests.conftest import (
+    Server,
+    Tenant,
+    bootstrap_superadmin,
+    drop_database,
+    enable,
+    make_server,
+    new_tenant,
+)
 
 LEASE_SECONDS = 3
 
@@ -22,25 +30,6 @@ class Cluster:
     tenant: Tenant
     sleeper: str
     noop: str
-
-
-def bootstrap_superadmin(server: Server) -> httpx.Client:
-    anonymous = httpx.Client(base_url=server.url, timeout=60)
-    created = anonymous.post(
-        "/api/user",
-        json={
-            "login": "admin",
-            "name": "Admin",
-            "roles": ["superadmin"],
-            "organization": "cortex",
-            "password": "pw",
-        },
-    )
-    assert created.status_code == 201, created.text
-    assert anonymous.post("/api/login", json={"user": "admin", "password": "pw"}).status_code == 200
-    renewed = anonymous.post("/api/user/admin/key/renew", headers=xsrf_header(anonymous))
-    assert renewed.status_code == 200, renewed.text
-    return bearer(server.url, renewed.text)
 
 
 @pytest.fixture(scope="module")

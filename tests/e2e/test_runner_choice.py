@@ -8,30 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import ROOT, Server, enable, make_server, new_tenant, run_and_wait
+from tests.conftest import ROOT, Server, bootstrap_superadmin, enable, make_server, new_tenant, run_and_wait
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
-
-
-def bootstrap(server: Server) -> httpx.Client:
-    anonymous = httpx.Client(base_url=server.url, timeout=60)
-    body = {
-        "login": "admin",
-        "name": "Admin",
-        "roles": ["superadmin"],
-        "organization": "cortex",
-        "password": "pw",
-    }
-    assert anonymous.post("/api/user", json=body).status_code == 201
-    session = httpx.Client(base_url=server.url, timeout=60)
-    assert session.post("/api/login", json={"user": "admin", "password": "pw"}).status_code == 200
-    key = session.post(
-        "/api/user/admin/key/renew", headers={"X-CORTEX-XSRF-TOKEN": session.cookies["CORTEX-XSRF-TOKEN"]}
-    ).text
-    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +27,7 @@ def sandboxed(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_jobs_run_in_the_sandbox_by_default(sandboxed: Server) -> None:
-    tenant = new_tenant(bootstrap(sandboxed))
+    tenant = new_tenant(bootstrap_superadmin(sandboxed))
     echo = enable(tenant.admin, "analyzer", "Echo_1_0", configuration={"api_key": "top-secret"})
     done = run_and_wait(tenant.analyst, echo["id"], {"dataType": "domain", "data": "sandboxed.example"})
     assert done["status"] == "Success", done["report"]
@@ -75,7 +56,7 @@ def test_a_worker_uses_its_own_virtualenv(tmp_path: Path) -> None:
     assert installed.returncode == 0, installed.stdout + installed.stderr
     server.start()
     try:
-        tenant = new_tenant(bootstrap(server))
+        tenant = new_tenant(bootstrap_superadmin(server))
         echo = enable(tenant.admin, "analyzer", "Echo_1_0")
         done = run_and_wait(tenant.analyst, echo["id"], {"dataType": "domain", "data": "venv.example"})
         assert done["status"] == "Success", done["report"]
