@@ -3,11 +3,13 @@ virtualenv (`neurocortex neurons install`) used when it has one."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import ROOT, Server, bootstrap_superadmin, enable, make_server, new_tenant, run_and_wait
@@ -65,3 +67,46 @@ def test_a_worker_uses_its_own_virtualenv(tmp_path: Path) -> None:
         assert (server.data_dir / "venvs").resolve() in python.parents
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory):
+    """A server whose default runner is the plain process runner, and its superadmin."""
+    server = make_server(
+        tmp_path_factory.mktemp("plain"), extra_env={"NEUROCORTEX_RUNNERS": "process,sandbox"}
+    )
+    server.start()
+    yield bootstrap_superadmin(server)
+    server.stop()
+
+
+def test_a_worker_can_require_the_sandbox(plain: httpx.Client) -> None:
+    tenant = new_tenant(plain)
+    free = enable(tenant.admin, "analyzer", "Echo_1_0")
+    boxed = enable(
+        tenant.admin, "analyzer", "Echo_1_0", name="Echo_boxed", runner="sandbox",
+        sandbox={"network": False, "memoryMb": 1024},
+    )  # fmt: skip
+    assert boxed["runner"] == "sandbox" and boxed["sandbox"] == {"network": False, "memoryMb": 1024}
+    assert "runner" not in free  # absent unless set, as every attribute beyond Cortex
+
+    observable = {"dataType": "domain", "data": "choice.example"}
+    assert run_and_wait(tenant.analyst, free["id"], observable)["report"]["full"]["uid"] == os.getuid()
+    assert run_and_wait(tenant.analyst, boxed["id"], observable)["report"]["full"]["uid"] == 65534
+
+    # back to the configured order once the worker's runner is cleared
+    cleared = tenant.admin.patch(f"/api/analyzer/{boxed['id']}", json={"runner": None})
+    assert cleared.status_code == 200 and "runner" not in cleared.json()
+    done = run_and_wait(tenant.analyst, boxed["id"], {"dataType": "domain", "data": "cleared.example"})
+    assert done["report"]["full"]["uid"] == os.getuid()
+
+
+def test_runner_and_sandbox_attributes_are_validated(plain: httpx.Client) -> None:
+    tenant = new_tenant(plain)
+    worker = enable(tenant.admin, "analyzer", "Echo_1_0")
+    for body in ({"runner": "bogus"}, {"sandbox": {"network": "no"}}, {"sandbox": {"memoryMb": -1}},
+                 {"sandbox": {"unknown": 1}}, {"sandbox": []}):  # fmt: skip
+        response = tenant.admin.patch(f"/api/analyzer/{worker['id']}", json=body)
+        assert response.status_code == 400, body
+        assert response.json()["type"] == "AttributeCheckingError"
+    assert "runner" not in tenant.admin.get(f"/api/analyzer/{worker['id']}").json()

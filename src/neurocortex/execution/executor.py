@@ -7,6 +7,7 @@ Failure with a message that says what happened, and its directory is removed (un
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -19,6 +20,7 @@ from neurocortex.execution.environments import environment_python
 from neurocortex.execution.jobdir import JobDirectory, JobInput, build_config, redact
 from neurocortex.execution.runners.base import Runner, RunSpec
 from neurocortex.execution.runners.process import command_argv
+from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
 from neurocortex.services import results, workers
 from neurocortex.services.base import Services
 from neurocortex.services.catalog import WorkerDefinition
@@ -114,7 +116,10 @@ class Executor:
             except WorkerCannotRun as exc:
                 await results.fail(svc, job, str(exc), orjson.dumps(redact(document)).decode())
                 return
-            outcome = await runner.run(spec)
+            if isinstance(runner, SandboxRunner):
+                outcome = await runner.run(spec, self._sandbox_policy(worker))
+            else:
+                outcome = await runner.run(spec)
             if outcome.timed_out:
                 minutes = spec.timeout / 60 if spec.timeout else 0
                 message = (
@@ -158,9 +163,10 @@ class Executor:
             return False
 
     def runner_for(self, worker: dict[str, Any], definition: WorkerDefinition | None) -> str | None:
-        """The first runner, in the configured order, that can run this worker (Cortex's choice, §4.2
-        step 3). The dispatcher asks before claiming a job, to respect each runner's concurrency limit."""
-        for name in self.svc.settings.runners:
+        """The worker's own runner if it names one, else the first runner, in the configured order, that can
+        run it (Cortex's choice, §4.2 step 3). The dispatcher asks before claiming a job, to respect each
+        runner's concurrency limit."""
+        for name in [worker["runner"]] if worker.get("runner") else self.svc.settings.runners:
             runner = self.runners.get(name)
             if runner is None or not runner.available():
                 continue
@@ -189,7 +195,22 @@ class Executor:
                 argv=argv, cwd=root, env=env, timeout=timeout_minutes * 60, job_directory=directory.path
             )
             return self.runners[name], spec
+        wanted = worker.get("runner")
+        if wanted:
+            reason = getattr(self.runners.get(wanted), "unavailable_reason", None) or "not available"
+            raise WorkerCannotRun(f"Worker cannot be run: its runner {wanted} is unavailable ({reason})")
         raise WorkerCannotRun("Worker cannot be run")
+
+    def _sandbox_policy(self, worker: dict[str, Any]) -> SandboxPolicy:
+        """The server's sandbox policy with the worker's own overrides (a limit of 0 means none)."""
+        policy = self.runners["sandbox"].default_policy
+        overrides = worker.get("sandbox") or {}
+        fields = {"network": "network", "memoryMb": "memory_mb", "cpuSeconds": "cpu_seconds",
+                  "maxProcesses": "max_processes"}  # fmt: skip
+        changes = {
+            fields[key]: (value if key == "network" else value or None) for key, value in overrides.items()
+        }
+        return dataclasses.replace(policy, **changes)
 
     def _python(self, definition: WorkerDefinition | None) -> str:
         """The worker's own virtualenv (`neurocortex neurons install`), else the configured interpreter."""

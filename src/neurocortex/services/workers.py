@@ -46,7 +46,12 @@ WRITABLE = (
     "maxConcurrency",
     "rateLimitPolicy",
     "rateLimits",
+    # beyond Cortex (execution/executor.py)
+    "runner",
+    "sandbox",
 )
+RUNNER_NAMES = ("process", "sandbox")
+SANDBOX_KEYS = {"network": bool, "memoryMb": int, "cpuSeconds": int, "maxProcesses": int}
 READ_ONLY = (
     "version", "workerDefinitionId", "analyzerDefinitionId", "description", "author", "url", "license",
     "command", "baseConfig", "type", "organization", "id", "_id", "createdAt", "createdBy", "updatedAt", "updatedBy",
@@ -206,7 +211,31 @@ def _check_limits(fields: dict[str, Any], errors: list[AttributeError_]) -> dict
             limits = check_rate_limits("rateLimits", fields["rateLimits"], errors)
             if limits is not None:
                 values["rateLimits"] = limits or None  # [] clears them
+    if "runner" in fields:
+        if fields["runner"] is None or fields["runner"] in RUNNER_NAMES:
+            values["runner"] = fields["runner"]
+        else:
+            errors.append(invalid_format("runner", fields["runner"], "|".join(RUNNER_NAMES)))
+    if "sandbox" in fields:
+        values["sandbox"] = _sandbox_policy(fields["sandbox"], errors)
     return values
+
+
+def _sandbox_policy(value: Any, errors: list[AttributeError_]) -> dict[str, Any] | None:
+    """Per-worker overrides of the sandbox policy; limits of 0 mean none."""
+    if value is None:
+        return None
+    valid = isinstance(value, dict) and all(
+        key in SANDBOX_KEYS
+        and isinstance(item, SANDBOX_KEYS[key])
+        and (SANDBOX_KEYS[key] is bool or not isinstance(item, bool) and item >= 0)
+        for key, item in value.items()
+    )
+    if not valid:
+        errors.append(invalid_format("sandbox", value, "object of network (boolean), memoryMb, cpuSeconds, "
+                                     "maxProcesses (numbers ≥ 0)"))  # fmt: skip
+        return None
+    return value or None
 
 
 def policy_limits(config: dict[str, Any]) -> dict[str, int | float]:

@@ -191,6 +191,7 @@ WORKER = SearchModel(
         "jobTimeout": _f("jobTimeout", "number"),
         "maxConcurrency": _f("maxConcurrency", "number"),
         "rateLimitPolicy": _f("rateLimitPolicy"),
+        "runner": _f("runner"),
         "organization": _f("organization"),
         **_system(),
     },

@@ -95,6 +95,10 @@ worker = Table(
     Column("maxConcurrency", Integer),
     Column("rateLimitPolicy", String(16)),  # "reject" (Cortex, the default) or "queue"
     Column("rateLimits", JSON),  # [{"rate": n, "rateUnit": u}], in addition to rate/rateUnit
+    # isolation, beyond Cortex: the runner this worker must use (null: NEUROCORTEX_RUNNERS' order) and its
+    # sandbox policy overrides ({"network", "memoryMb", "cpuSeconds", "maxProcesses"})
+    Column("runner", String(16)),
+    Column("sandbox", JSON),
     *_system_columns(),
 )
 
