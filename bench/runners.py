@@ -42,6 +42,7 @@ from neurocortex.execution.runners.base import RunSpec
 from neurocortex.execution.runners.process import ProcessRunner, command_argv
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
 from neurocortex.settings import Settings
+from overhead import INPUT_TEMPLATE  # bench/ is the script's directory, hence on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYZERS = ROOT / "tests" / "workers" / "analyzers"
@@ -51,19 +52,8 @@ MAX_OUTPUT = 1024 * 1024
 JOB_TIMEOUT = 60.0
 INSTALL_JOBS = 4
 
-# The config the engine writes for NoOp enabled without configuration (see bench/overhead.py).
-CONFIG: dict[str, Any] = {
-    "auto_extract_artifacts": False,
-    "jobCache": 10.0,
-    "proxy_http": None,
-    "proxy_https": None,
-    "cacerts": None,
-    "jobTimeout": 30.0,
-    "check_tlp": None,
-    "max_tlp": None,
-    "check_pap": None,
-    "max_pap": None,
-}
+# The config the engine writes for NoOp enabled without configuration, as overhead.py checks it.
+CONFIG: dict[str, Any] = INPUT_TEMPLATE["config"]
 
 # One or two small pure-Python packages per worker, all different, pinned to released versions.
 REQUIREMENTS: list[list[str]] = [

@@ -373,17 +373,18 @@ def test_responder_actions(org: Tenant, workers: dict[str, dict]) -> None:
     tagger = workers["Tagger"]
     client = org.analyst
     # TheHive 4: label, the case object as data, no message
+    th4_run = {
+        "label": "#42 Phishing wave",
+        "data": CASE,
+        "dataType": "thehive:case",
+        "tlp": 2,
+        "pap": 2,
+        "parameters": {"organisation": "soc", "user": "analyst"},
+    }
     th4 = ok(
         client.post(
             f"/api/responder/{tagger['id']}/run",
-            json={
-                "label": "#42 Phishing wave",
-                "data": CASE,
-                "dataType": "thehive:case",
-                "tlp": 2,
-                "pap": 2,
-                "parameters": {"organisation": "soc", "user": "analyst"},
-            },
+            json=th4_run,
         )
     )
     rules.check_job(th4)
@@ -399,14 +400,7 @@ def test_responder_actions(org: Tenant, workers: dict[str, dict]) -> None:
     again = ok(
         client.post(
             f"/api/responder/{tagger['id']}/run",
-            json={
-                "label": "#42 Phishing wave",
-                "data": CASE,
-                "dataType": "thehive:case",
-                "tlp": 2,
-                "pap": 2,
-                "parameters": {"organisation": "soc", "user": "analyst"},
-            },
+            json=th4_run,
         )
     )
     assert again["id"] != th4["id"] and "fromCache" not in again

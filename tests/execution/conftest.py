@@ -32,7 +32,8 @@ class Catalog:
         return relative
 
 
-def _job_input(**overrides) -> JobInput:
+def job_input(**overrides) -> JobInput:
+    """A JobInput as the engine builds it for an ip observable; keyword arguments override fields."""
     values = dict(
         job_id="job1",
         data_type="ip",
@@ -80,7 +81,7 @@ def jobs_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def make_input():
     """JobInput for an ip analyzer job, with any field overridden."""
-    return _job_input
+    return job_input
 
 
 @pytest.fixture

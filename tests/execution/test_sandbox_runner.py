@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from neurocortex.execution.jobdir import JobDirectory, JobInput
+from neurocortex.execution.jobdir import JobDirectory
 from neurocortex.execution.runners import RunSpec, command_argv
 from neurocortex.execution.runners.sandbox import SANDBOX_GID, SANDBOX_UID, SandboxPolicy, SandboxRunner
+from tests.execution.conftest import job_input
 
 PYTHON = sys.executable
 """The test virtualenv's interpreter (cortexutils installed); it lives under a 0700 /root on the dev box."""
@@ -83,21 +84,6 @@ class World:
         lines = outcome.output.strip().splitlines()
         assert lines, outcome
         return json.loads(lines[-1]), outcome
-
-
-def job_input(**overrides) -> JobInput:
-    values = dict(
-        job_id="job1",
-        data_type="ip",
-        tlp=2,
-        pap=2,
-        message="case 42",
-        parameters={},
-        config={"check_tlp": True, "max_tlp": 2, "auto_extract_artifacts": False},
-        data="8.8.8.8",
-    )
-    values.update(overrides)
-    return JobInput(**values)
 
 
 @pytest.fixture

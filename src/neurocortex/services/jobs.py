@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, insert, select, update
 
 from neurocortex.auth.context import AuthContext
 from neurocortex.errors import (
@@ -22,7 +21,7 @@ from neurocortex.errors import (
 )
 from neurocortex.fields import Fields, UploadedFile
 from neurocortex.ids import new_id, now_ms
-from neurocortex.services import scheduling, workers
+from neurocortex.services import attachments, scheduling, workers
 from neurocortex.services.base import Services, as_dict
 from neurocortex.store import tables as t
 from neurocortex.store.search import search as store_search
@@ -134,7 +133,10 @@ async def create(
     """The new job (status Waiting), or the cached one and True when a recent similar report exists."""
     worker = await workers.get(svc, ctx, worker_id)
     new = read_job_fields(fields, responder_route)
-    attachment = await _store_attachment(svc, new.file) if new.file else None
+    attachment = None
+    if new.file:
+        new.file.file.seek(0)
+        attachment = await attachments.store(svc, new.file.file, new.file.name, new.file.content_type)
     tag = cache_tag(worker["id"], new, attachment["id"] if attachment else None)
 
     window = worker["jobCache"] if worker["jobCache"] is not None else svc.settings.job_cache
@@ -200,29 +202,6 @@ async def _check_rate_limits(
                 f"Quota {quota.name} of {per}{whose} reached for the analyzer {worker['name']}. "
                 "Job cannot be started"
             )
-
-
-async def _store_attachment(svc: Services, upload: UploadedFile) -> dict[str, Any]:
-    upload.file.seek(0)
-    stored = await asyncio.to_thread(svc.datastore.put_file, upload.file, svc.settings.max_upload_size)
-    with contextlib.suppress(IntegrityError):
-        async with svc.db.write() as conn:
-            exists = (
-                await conn.execute(select(t.attachment.c.id).where(t.attachment.c.id == stored.id))
-            ).first()
-            if exists is None:
-                await conn.execute(
-                    insert(t.attachment).values(
-                        id=stored.id, sha1=stored.sha1, md5=stored.md5, size=stored.size, createdAt=now_ms()
-                    )
-                )
-    return {
-        "name": upload.name,
-        "hashes": stored.hashes,
-        "size": stored.size,
-        "contentType": upload.content_type,
-        "id": stored.id,
-    }
 
 
 async def _cached(svc: Services, tag: str, window_minutes: float) -> dict[str, Any] | None:
@@ -300,22 +279,18 @@ async def list_filtered(
     range_: str | None,
 ) -> tuple[list[dict[str, Any]], int]:
     """`GET /api/job`: Cortex's filter parameters, substring matches, Deleted jobs included."""
-    conditions = []
+    filters: list[dict[str, Any]] = []
     if data_type:
-        conditions.append(t.job.c.dataType.ilike(f"%{_escape_like(data_type)}%", escape="\\"))
+        filters.append({"_like": {"_field": "dataType", "_value": data_type}})
     if data:
-        conditions.append(t.job.c.data.ilike(f"%{_escape_like(data)}%", escape="\\"))
+        filters.append({"_like": {"_field": "data", "_value": data}})
     if analyzer:
-        pattern = f"%{_escape_like(analyzer)}%"
-        conditions.append(or_(t.job.c.workerId.ilike(pattern, escape="\\"),
-                              t.job.c.workerName.ilike(pattern, escape="\\")))  # fmt: skip
-    scope = and_(t.job.c.organization == ctx.organization, *conditions)
+        filters.append({"_or": [{"_like": {"_field": field, "_value": analyzer}}
+                                for field in ("workerId", "workerName")]})  # fmt: skip
     async with svc.db.read() as conn:
-        return await store_search(conn, JOB, {}, range_, None, scope)
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return await store_search(
+            conn, JOB, {"_and": filters}, range_, None, t.job.c.organization == ctx.organization
+        )
 
 
 async def delete(svc: Services, ctx: AuthContext, job_id: str) -> None:

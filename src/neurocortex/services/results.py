@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 
 from neurocortex.ids import new_id, now_ms
+from neurocortex.services import attachments
 from neurocortex.services.base import Services
 from neurocortex.store import tables as t
 
@@ -20,26 +20,12 @@ async def store_file_artifact(svc: Services, artifact: dict[str, Any]) -> dict[s
     """Move a worker's output file into the datastore; the artifact then refers to it by hash."""
     try:
         with open(artifact["path"], "rb") as handle:
-            stored = await asyncio.to_thread(svc.datastore.put_file, handle, svc.settings.max_upload_size)
+            return await attachments.store(
+                svc, handle, artifact["filename"], artifact.get("contentType") or "application/octet-stream"
+            )
     except Exception as exc:  # a file the worker cannot give us is dropped, not the whole report
         log.warning("file artifact %s dropped: %s", artifact.get("filename"), exc)
         return None
-    async with svc.db.write() as conn:
-        if (
-            await conn.execute(select(t.attachment.c.id).where(t.attachment.c.id == stored.id))
-        ).first() is None:
-            await conn.execute(
-                insert(t.attachment).values(
-                    id=stored.id, sha1=stored.sha1, md5=stored.md5, size=stored.size, createdAt=now_ms()
-                )
-            )
-    return {
-        "name": artifact["filename"],
-        "hashes": stored.hashes,
-        "size": stored.size,
-        "contentType": artifact.get("contentType") or "application/octet-stream",
-        "id": stored.id,
-    }
 
 
 async def succeed(
