@@ -22,6 +22,7 @@ from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
 from neurocortex.execution.runners.process import ProcessRunner
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
+from neurocortex.services import cluster
 from neurocortex.services import organizations as organization_service
 from neurocortex.services import users as user_service
 from neurocortex.services.base import Services
@@ -35,10 +36,13 @@ log = logging.getLogger("neurocortex")
 
 
 async def build_services(settings: Settings) -> Services:
+    if settings.distributed and not settings.secret_key:
+        # each node would otherwise make a key of its own, and none could read the others' secrets or keys
+        raise RuntimeError("distributed mode: give every node the same NEUROCORTEX_SECRET_KEY")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url
     ensure_sqlite_directory(url)
-    db = Database(url)
+    db = Database(url, pool_size=settings.database_pool_size)
     await db.migrate()
     runners = {"process": ProcessRunner(settings.max_captured_output), "sandbox": _sandbox(settings)}
     available = {name for name, runner in runners.items() if runner.available()}
@@ -58,6 +62,22 @@ async def build_services(settings: Settings) -> Services:
     await organization_service.ensure_cortex_org(svc)
     await svc.rescan()
     return svc
+
+
+def _dispatcher(svc: Services) -> EmbeddedDispatcher:
+    """Jobs run in this process, or, with a broker, on the `neurocortex worker` nodes."""
+    executor = Executor(svc, svc.runners)
+    if not svc.settings.distributed:
+        return EmbeddedDispatcher(svc, executor)
+    if svc.db.is_sqlite:
+        raise RuntimeError(
+            "distributed mode needs a database all nodes share: set a postgresql+asyncpg:// URL"
+        )
+    from neurocortex.execution.broker import Broker
+    from neurocortex.execution.distributed import DistributedDispatcher
+
+    log.info("distributed mode: jobs go to the workers listening on %s", svc.settings.broker_queue)
+    return DistributedDispatcher(svc, executor, Broker(svc.settings))
 
 
 def _sandbox(settings: Settings) -> SandboxRunner:
@@ -83,14 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = svc
         app.state.users_exist = await user_service.any_user_exists(svc)
         app.state.setup_token = settings.setup_token or secrets.token_urlsafe(24)
-        for name, value in (
-            ("broker URL", settings.broker_url),
-            ("misp-modules servers", settings.misp_modules),
-        ):
-            if value:
-                log.error(
-                    "%s configured, but this version does not use it yet: jobs run in this process", name
-                )
+        if settings.misp_modules:
+            log.error("misp-modules servers configured, but this version does not use them yet")
         if not app.state.users_exist:
             log.warning(
                 "No user yet: create the first superadmin from this machine, or from elsewhere with the header "
@@ -105,7 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task.add_done_callback(pending.discard)
 
         app.state.background = background
-        dispatcher = EmbeddedDispatcher(svc, Executor(svc, svc.runners))
+        listener = await cluster.connect(svc)
+        dispatcher = _dispatcher(svc)
         svc.job_created = dispatcher.wake
         app.state.dispatcher = dispatcher
         await dispatcher.start()
@@ -116,6 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await dispatcher.stop()
             for task in pending:
                 task.cancel()
+            if listener is not None:
+                await listener.stop()
             await svc.db.close()
 
     app = FastAPI(

@@ -85,6 +85,40 @@ def serve(
 
 
 @app.command()
+def worker(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    analyzers: Analyzers = None,
+    responders: Responders = None,
+    broker_url: Annotated[
+        str | None, typer.Option("--broker-url", help="Broker URL [env NEUROCORTEX_BROKER_URL]")
+    ] = None,
+    runners: Annotated[
+        str | None, typer.Option("--runners", help="Runner order, e.g. docker,process")
+    ] = None,
+    misp_modules: Annotated[
+        list[str] | None, typer.Option("--misp-modules", help="misp-modules server URL; repeatable")
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", min=1, help="Jobs run at once [default: NEUROCORTEX_MAX_RUNNING_JOBS]"),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Node name shown by Celery")] = None,
+) -> None:
+    """Run jobs sent by the `serve` nodes in distributed mode (a Celery worker on RabbitMQ or Redis)."""
+    from neurocortex.execution.worker_node import run_worker
+
+    settings = load_settings(
+        data_dir=data_dir, database_url=database_url, analyzers=analyzers, responders=responders,
+        broker_url=broker_url, runners=runners, misp_modules=misp_modules,
+    )  # fmt: skip
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run_worker(settings, concurrency or settings.running_jobs_limit, name)
+
+
+@app.command()
 def init(
     login: Annotated[str, typer.Option(help="Login of the first superadmin")] = "admin",
     name: Annotated[str, typer.Option(help="Display name")] = "Administrator",

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # -- the settings of DESIGN.md's table --
     data_dir: Path = Path("./data")
     database_url: str | None = None
+    database_pool_size: int = Field(10, ge=1)
+    """PostgreSQL connections a node keeps open, and as many more at busy times: every node counts against
+    the server's max_connections (100 by default)."""
     host: str = "127.0.0.1"
     port: int = 9001
     analyzers: CommaList = Field(default_factory=lambda: [str(BUNDLED_NEURONS / "analyzers")])
@@ -46,6 +49,13 @@ class Settings(BaseSettings):
     runners: CommaList = Field(default_factory=lambda: ["docker", "process"])
     misp_modules: CommaList = Field(default_factory=list)
     secret_key: str | None = None
+
+    # -- distributed mode (NEUROCORTEX_BROKER_URL set) --
+    broker_queue: str = "neurocortex.jobs"
+    """The broker queue that `serve` nodes send jobs to and `neurocortex worker` nodes consume."""
+    attachments_in_database: bool | None = None
+    """Keep attachment bytes in the database too, for nodes that share no filesystem; on by default in
+    distributed mode. Each node's attachment directory is then a cache of them."""
 
     # -- jobs --
     job_directory: Path | None = None
@@ -123,6 +133,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'neurocortex.db').resolve()}"
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.broker_url)
+
+    @property
+    def shared_attachments(self) -> bool:
+        if self.attachments_in_database is not None:
+            return self.attachments_in_database
+        return self.distributed
 
     @property
     def running_jobs_limit(self) -> int:

@@ -21,7 +21,7 @@ from neurocortex.execution.jobdir import JobDirectory, JobInput, build_config, r
 from neurocortex.execution.runners.base import Runner, RunSpec
 from neurocortex.execution.runners.process import command_argv
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
-from neurocortex.services import results, workers
+from neurocortex.services import attachments, results, workers
 from neurocortex.services.base import Services
 from neurocortex.services.catalog import WorkerDefinition
 
@@ -90,7 +90,7 @@ class Executor:
             else job["data"],
         )
         if job["attachment"]:
-            path = svc.datastore.path(job["attachment"]["id"])
+            path = await attachments.local_path(svc, job["attachment"]["id"])
             if path is None:
                 await results.fail(
                     svc, job, f"attachment {job['attachment']['id']} is missing from the datastore"
