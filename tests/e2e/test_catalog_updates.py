@@ -336,10 +336,10 @@ def test_download_through_a_proxy(tls: dict, tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = sock.getsockname()[1]
-    broken = cli(
-        "catalog", "refresh", *args, env=env | {"NEUROCORTEX_CATALOG_PROXY": f"http://127.0.0.1:{dead}"}
-    )
+    dead_proxy = f"http://nc-user:pw-secret@127.0.0.1:{dead}"
+    broken = cli("catalog", "refresh", *args, env=env | {"NEUROCORTEX_CATALOG_PROXY": dead_proxy})
     assert broken.returncode == 1 and "using the copy downloaded" in broken.stdout, broken.stdout
+    assert "pw-secret" not in broken.stdout + broken.stderr  # credentials never reach the output
     assert "ConnectError" in broken.stdout or "proxy" in broken.stdout, broken.stdout
 
 

@@ -38,6 +38,11 @@ from neurocortex.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def without_credentials(url: str) -> str:
+    """A URL fit for logs and messages: the user and password of `https://user:pass@host/` removed."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url, flags=re.IGNORECASE)
+
+
 class DefinitionSource(Protocol):
     location: str
     """Shown in problems and as each definition's `source`."""
@@ -141,11 +146,14 @@ class CatalogDownloader:
                 response.raise_for_status()
                 return response.content
         except httpx.HTTPStatusError as exc:
-            raise DownloadError(f"HTTP {exc.response.status_code} from {url}") from None
+            raise DownloadError(f"HTTP {exc.response.status_code} from {without_credentials(url)}") from None
         except httpx.ProxyError as exc:
-            raise DownloadError(f"the proxy {self.proxy or '(from the environment)'} failed: {exc}") from None
+            proxy = without_credentials(self.proxy) if self.proxy else "(from the environment)"
+            raise DownloadError(f"the proxy {proxy} failed: {exc}") from None
         except httpx.TimeoutException:
-            raise DownloadError(f"no answer from {url} within {self.timeout:g} s") from None
+            raise DownloadError(
+                f"no answer from {without_credentials(url)} within {self.timeout:g} s"
+            ) from None
         except httpx.HTTPError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 hint = (
@@ -153,7 +161,9 @@ class CatalogDownloader:
                     if self.cacerts
                     else "not signed by a system CA; give its CA bundle in NEUROCORTEX_CATALOG_CACERTS"
                 )
-                raise DownloadError(f"TLS certificate of {url} not trusted ({hint}): {exc}") from None
+                raise DownloadError(
+                    f"TLS certificate of {without_credentials(url)} not trusted ({hint}): {exc}"
+                ) from None
             raise DownloadError(f"{type(exc).__name__}: {exc or 'connection failed'}") from None
 
     def _tls(self) -> ssl.SSLContext:
@@ -174,7 +184,7 @@ class UrlSource:
 
     @property
     def location(self) -> str:
-        return self.url
+        return without_credentials(self.url)
 
     @property
     def cache_path(self) -> Path | None:
@@ -190,14 +200,16 @@ class UrlSource:
         except DownloadError as exc:
             cached = self._cached()
             if cached is None:
-                report(problems, Problem(self.url, f"download failed: {exc}"))
+                report(problems, Problem(self.location, f"download failed: {exc}"))
                 return []
             content, when = cached
-            report(problems, Problem(self.url, f"download failed: {exc}; using the copy downloaded {when}"))
+            report(
+                problems, Problem(self.location, f"download failed: {exc}; using the copy downloaded {when}")
+            )
             document = orjson.loads(content)
         else:
             self._keep(content)
-        return parse_document(document, worker_type, None, self.url, problems)
+        return parse_document(document, worker_type, None, self.location, problems)
 
     @staticmethod
     def _decode(content: bytes) -> Any:

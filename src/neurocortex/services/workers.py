@@ -466,7 +466,7 @@ class WorkerMove:
 
 async def follow_catalog(svc: Services, worker_ids: set[str] | None = None) -> list[WorkerMove]:
     """After a catalog load, unpinned workers follow their definition: to the newest version of its name
-    when that is another definition, else to the definition's current docker image (Cortex's
+    when that is newer than theirs, else to the definition's current docker image (Cortex's
     `worker.updateDockerImage`). Pinned workers keep their version, image and command; when their
     definition has left the catalog they are obsolete (`/api/alert`) and still run, as in Cortex."""
     async with svc.db.read() as conn:
@@ -480,11 +480,8 @@ async def follow_catalog(svc: Services, worker_ids: set[str] | None = None) -> l
         key = name_key_of(row["workerDefinitionId"], row["version"])
         newest = svc.catalog.newest(row["type"], key) if key else None
         where = (row["organization"], row["name"], row["type"])
-        if (
-            newest is not None
-            and newest.id != row["workerDefinitionId"]
-            and (definition is None or version_key(newest.version) > version_key(row["version"]))
-        ):
+        # only up: when a version leaves the catalog, an older one left behind is no replacement
+        if newest is not None and version_key(newest.version) > version_key(row["version"]):
             change = f"{row['workerDefinitionId']} → {newest.id}"
             try:
                 updates.append((row["id"], _moved_to(svc, row, definition, newest)))
