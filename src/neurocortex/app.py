@@ -55,7 +55,7 @@ async def build_services(settings: Settings) -> Services:
         catalog_loader=CatalogLoader.from_settings(settings),
     )
     await organization_service.ensure_cortex_org(svc)
-    await catalog_refresh.refresh(svc)
+    await catalog_refresh.refresh(svc, pull_images=False)
     return svc
 
 
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         svc.job_created = dispatcher.wake
         app.state.dispatcher = dispatcher
         await dispatcher.start()
+        background(catalog_refresh.update_images(svc))
         if settings.catalog_refresh_interval:
             background(catalog_refresh.refresh_every(svc, settings.catalog_refresh_interval))
         log.info("neurocortex %s ready on http://%s:%s", __version__, settings.host, settings.port)

@@ -349,10 +349,17 @@ def test_download_through_a_proxy(tls: dict, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tls: dict) -> Iterator[Server]:
     publish("/server/analyzers.json", [definition("Remote")])
+    publish("/server/strict.json", [definition("Strict")])
     srv = make_server(
         tmp_path_factory.mktemp("server"),
         extra_env={
-            "NEUROCORTEX_ANALYZERS": f"{TEST_WORKERS / 'analyzers'},{tls['base']}/server/analyzers.json",
+            "NEUROCORTEX_ANALYZERS": ",".join(
+                [
+                    str(TEST_WORKERS / "analyzers"),
+                    f"{tls['base']}/server/analyzers.json",
+                    f"{tls['base']}/server/strict.json",
+                ]
+            ),
             "NEUROCORTEX_RESPONDERS": str(tls["empty"]),
             "NEUROCORTEX_CATALOG_CACERTS": str(tls["ca"]),
             "NEUROCORTEX_CATALOG_REFRESH_INTERVAL": "0.5",
@@ -437,3 +444,29 @@ def test_failed_download_keeps_the_catalog(server: Server, superadmin: httpx.Cli
     assert "Remote_3_0" in definition_ids(org.admin)  # still there, from the last good copy
     assert "removed analyzer Remote" not in server.log()
     publish("/server/analyzers.json", [definition("Remote", "3.0")])
+
+
+def test_a_version_the_configuration_does_not_fit_is_not_taken(
+    server: Server, superadmin: httpx.Client
+) -> None:
+    org: Tenant = new_tenant(superadmin)
+    strict = enable(org.admin, "analyzer", "Strict_1_0", configuration={"api_key": "k"})
+    secret = {"name": "secret", "description": "s", "type": "string", "multi": False, "required": True}
+    two = definition("Strict", "2.0")
+    two["configurationItems"].append(secret)
+    publish("/server/strict.json", [two])
+    wait_for(lambda: "Strict_2_0" in definition_ids(org.admin), "version 2.0")
+    wait_for(lambda: f"analyzer Strict_1_0 of {org.org} not moved" in server.log(), "the refused move")
+    assert "its configuration does not fit" in server.log() and "secret" in server.log()
+    stays = org.admin.get(f"/api/analyzer/{strict['id']}").json()
+    assert stays["workerDefinitionId"] == "Strict_1_0" and stays["configuration"]["api_key"] == "k"
+    assert org.analyst.get("/api/alert").json() == ["ObsoleteAnalyzers"]  # it is left on a vanished version
+
+    # a version whose new required item has a default fits: the worker takes it
+    later = definition("Strict", "2.1")
+    later["configurationItems"].append(secret | {"defaultValue": "s3"})
+    publish("/server/strict.json", [later])
+    wait_for(lambda: org.admin.get(f"/api/analyzer/{strict['id']}").json()["version"] == "2.1", "version 2.1")
+    moved = org.admin.get(f"/api/analyzer/{strict['id']}").json()
+    assert moved["configuration"]["api_key"] == "k" and moved["configuration"]["secret"] == "s3"
+    assert org.analyst.get("/api/alert").json() == []

@@ -158,8 +158,9 @@ def compare_and_keep(
     return diff(previous or {}, current, catalog.problems)
 
 
-async def refresh(svc: Services) -> RefreshResult:
-    """Load the catalog again and apply it: the changes are logged and returned."""
+async def refresh(svc: Services, pull_images: bool = True) -> RefreshResult:
+    """Load the catalog again and apply it: the changes are logged and returned. `pull_images=False` leaves
+    the images to a later call of `update_images` (at start, where a pull must not delay the server)."""
     async with svc.catalog_lock:
         directory = svc.catalog_loader.cache_dir
         previous = (
@@ -168,6 +169,7 @@ async def refresh(svc: Services) -> RefreshResult:
         catalog = await svc.rescan()
         result = RefreshResult(await asyncio.to_thread(compare_and_keep, previous, catalog, directory))
         result.moves = await workers.follow_catalog(svc)
+    if pull_images:  # outside the lock: a slow pull does not hold back the next rescan
         result.images = await update_images(svc)
     for change in result.changes:
         if change.change == FAILED:
@@ -176,9 +178,6 @@ async def refresh(svc: Services) -> RefreshResult:
             log.info("catalog refresh: %s", change)
     for move in result.moves:
         (log.warning if move.error else log.info)("catalog refresh: %s", move)
-    for image, error in result.images.items():
-        if error:
-            log.warning("catalog refresh: image %s not updated: %s", image, error)
     counts = {
         kind: sum(c.change == kind for c in result.changes) for kind in (ADDED, UPDATED, REMOVED, FAILED)
     }
@@ -188,7 +187,8 @@ async def refresh(svc: Services) -> RefreshResult:
 
 
 async def update_images(svc: Services) -> dict[str, str | None]:
-    """Give the images of the enabled, unpinned workers to every available runner that pulls images."""
+    """Give the images of the enabled, unpinned workers to every available runner that pulls images; the
+    failures are logged (a job still pulls what it needs when it runs)."""
     updaters = [r for r in svc.runners.values() if isinstance(r, ImageUpdater) and r.available()]
     if not updaters:
         return {}
@@ -199,6 +199,9 @@ async def update_images(svc: Services) -> dict[str, str | None]:
             results |= await updater.update_images(images)
         except Exception as exc:  # an image update never breaks a refresh
             results |= {image: f"{type(exc).__name__}: {exc}" for image in images}
+    for image, error in results.items():
+        if error:
+            log.warning("catalog refresh: image %s not updated: %s", image, error)
     return results
 
 
