@@ -172,16 +172,16 @@ async def refresh(svc: Services, pull_images: bool = True) -> RefreshResult:
     if pull_images:  # outside the lock: a slow pull does not hold back the next rescan
         result.images = await update_images(svc)
     for change in result.changes:
-        if change.change == FAILED:
-            log.warning("catalog refresh: %s", change)
-        elif previous is not None:  # on the very first start every definition is new: the counts say it
+        # failures were logged as they happened; on the very first start every definition is new and the
+        # counts say it
+        if change.change != FAILED and previous is not None:
             log.info("catalog refresh: %s", change)
     for move in result.moves:
         (log.warning if move.error else log.info)("catalog refresh: %s", move)
     counts = {
         kind: sum(c.change == kind for c in result.changes) for kind in (ADDED, UPDATED, REMOVED, FAILED)
     }
-    log.info("catalog refresh: %s; %d workers moved to a new version",
+    log.info("catalog refresh: %s; %d enabled workers followed their definition",
              ", ".join(f"{n} {kind}" for kind, n in counts.items()), sum(not m.error for m in result.moves))  # fmt: skip
     return result
 
