@@ -22,11 +22,11 @@ from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
 from neurocortex.execution.runners.process import ProcessRunner
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
-from neurocortex.services import cluster
+from neurocortex.services import catalog_refresh, cluster
 from neurocortex.services import organizations as organization_service
 from neurocortex.services import users as user_service
 from neurocortex.services.base import Services
-from neurocortex.services.catalog import CatalogLoader
+from neurocortex.services.catalog_sources import CatalogLoader
 from neurocortex.settings import Settings
 from neurocortex.store.datastore import Datastore
 from neurocortex.store.db import Database, ensure_sqlite_directory
@@ -55,12 +55,10 @@ async def build_services(settings: Settings) -> Services:
         db=db,
         box=SecretBox(load_or_create_secret(settings.secret_key, settings.data_dir)),
         datastore=Datastore(settings.attachment_directory),
-        catalog_loader=CatalogLoader(
-            settings.analyzers, settings.responders, available & set(settings.runners)
-        ),
+        catalog_loader=CatalogLoader.from_settings(settings),
     )
     await organization_service.ensure_cortex_org(svc)
-    await svc.rescan()
+    await catalog_refresh.refresh(svc, pull_images=False)
     return svc
 
 
@@ -124,6 +122,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         svc.job_created = dispatcher.wake
         app.state.dispatcher = dispatcher
         await dispatcher.start()
+        background(catalog_refresh.update_images(svc))
+        if settings.catalog_refresh_interval:
+            background(catalog_refresh.refresh_every(svc, settings.catalog_refresh_interval))
         log.info("neurocortex %s ready on http://%s:%s", __version__, settings.host, settings.port)
         try:
             yield

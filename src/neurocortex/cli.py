@@ -169,14 +169,14 @@ async def _init(settings: Settings, login: str, name: str, password: str, with_k
 
 
 @catalog_app.command("list")
-def catalog_list(analyzers: Analyzers = None, responders: Responders = None) -> None:
+def catalog_list(
+    data_dir: DataDir = None, analyzers: Analyzers = None, responders: Responders = None
+) -> None:
     """List the definitions the configured sources provide, and the ones skipped with their reason."""
-    from neurocortex.services.catalog import CatalogLoader
+    from neurocortex.services.catalog_sources import CatalogLoader
 
-    settings = load_settings(analyzers=analyzers, responders=responders)
-    catalog = CatalogLoader(
-        settings.analyzers, settings.responders, set(settings.runners) | {"process"}
-    ).load()
+    settings = load_settings(data_dir=data_dir, analyzers=analyzers, responders=responders)
+    catalog = CatalogLoader.from_settings(settings).load()
     for kind, definitions in (("analyzers", catalog.analyzers), ("responders", catalog.responders)):
         table = Table(title=f"{kind} ({len(definitions)})")
         for column in ("id", "data types", "runs with"):
@@ -185,8 +185,102 @@ def catalog_list(analyzers: Analyzers = None, responders: Responders = None) -> 
             table.add_row(definition.id, ", ".join(definition.data_types),
                           definition.command or definition.docker_image or "")  # fmt: skip
         console.print(table)
-    for problem in catalog.problems:
-        console.print(f"[yellow]skipped:[/yellow] {problem}")
+    _print_problems(catalog.problems)
+
+
+@catalog_app.command("show")
+def catalog_show(
+    name: Annotated[str, typer.Argument(help="Definition name (every version) or id")],
+    data_dir: DataDir = None,
+    analyzers: Analyzers = None,
+    responders: Responders = None,
+) -> None:
+    """Print a definition: what it is, how it runs, its data types and configuration items."""
+    from neurocortex.services.catalog import MISSING, name_key
+    from neurocortex.services.catalog_sources import CatalogLoader
+
+    settings = load_settings(data_dir=data_dir, analyzers=analyzers, responders=responders)
+    catalog = CatalogLoader.from_settings(settings).load()
+    found = [
+        d
+        for definitions in (catalog.analyzers, catalog.responders)
+        for d in definitions.values()
+        if name in (d.id, d.name) or name_key(name) == name_key(d.name)
+    ]
+    if not found:
+        console.print(f"[red]no definition named {name}[/red]")
+        _print_problems(catalog.problems)
+        raise typer.Exit(1)
+    for definition in sorted(found, key=lambda d: (d.type, d.id)):
+        about = Table.grid(padding=(0, 2))
+        about.add_column(style="bold")
+        about.add_column(overflow="fold")
+        for label, value in (
+            ("id", definition.id), ("type", definition.type), ("name", definition.name),
+            ("version", definition.version), ("description", definition.description),
+            ("author", definition.author), ("url", definition.url), ("license", definition.license),
+            ("data types", ", ".join(definition.data_types) or "(none)"),
+            ("command", definition.command or "-"), ("docker image", definition.docker_image or "-"),
+            ("base config", definition.base_config or definition.name), ("source", definition.source),
+        ):  # fmt: skip
+            about.add_row(label, value)
+        console.print(about)
+        items = Table(title=f"configuration items of {definition.id} ({len(definition.items)})")
+        for column in ("name", "type", "multi", "required", "default", "description"):
+            items.add_column(column, overflow="fold")
+        for item in definition.items:
+            default = "" if item.default is MISSING else repr(item.default)
+            items.add_row(item.name, item.type, "yes" if item.multi else "no",
+                          "yes" if item.required else "no", default, item.description)  # fmt: skip
+        console.print(items)
+        console.print()
+
+
+@catalog_app.command("refresh")
+def catalog_refresh(
+    server: Annotated[
+        str | None, typer.Option("--server", help="URL of a running server to refresh as well")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar="NEUROCORTEX_API_KEY", help="API key of an orgadmin or superadmin"),
+    ] = None,
+    data_dir: DataDir = None,
+    analyzers: Analyzers = None,
+    responders: Responders = None,
+) -> None:
+    """Download the catalogs again, rescan the sources and print what changed since the last refresh
+    (added / updated / removed / failed). Exits with 1 when a whole source failed."""
+    from neurocortex.services import catalog_refresh as refresh
+    from neurocortex.services.catalog_sources import CatalogLoader
+
+    if server and not api_key:
+        raise typer.BadParameter("--server needs --api-key (or NEUROCORTEX_API_KEY)")
+    settings = load_settings(data_dir=data_dir, analyzers=analyzers, responders=responders)
+    loader = CatalogLoader.from_settings(settings)
+    previous = refresh.read_state(loader.cache_dir)
+    catalog = loader.load()
+    changes = refresh.compare_and_keep(previous, catalog, loader.cache_dir)
+    table = Table(title=f"catalog changes ({len(changes)})")
+    for column in ("change", "type", "name", "detail"):
+        table.add_column(column, overflow="fold")
+    colours = {
+        refresh.ADDED: "green",
+        refresh.UPDATED: "cyan",
+        refresh.REMOVED: "yellow",
+        refresh.FAILED: "red",
+    }
+    for change in changes:
+        colour = colours[change.change]
+        table.add_row(f"[{colour}]{change.change}[/{colour}]", change.worker_type, change.name, change.detail)
+    console.print(table)
+    console.print(f"catalogs: {len(catalog.analyzers)} analyzers, {len(catalog.responders)} responders; "
+                  + ", ".join(f"{sum(c.change == k for c in changes)} {k}" for k in colours))  # fmt: skip
+    failed = any(problem.entry is None for problem in catalog.problems)
+    if server:
+        failed |= not _rescan(server, api_key or "")
+    if failed:
+        raise typer.Exit(1)
 
 
 Jobs = Annotated[int | None, typer.Option("--jobs", "-j", help="Installs at a time [default: min(4, CPUs)]")]
@@ -250,7 +344,7 @@ def neurons_update(
 ) -> None:
     """Refresh the catalogs, reinstall the environments that changed, and rescan a running server."""
     from neurocortex.execution import environments as envs
-    from neurocortex.services.catalog import CatalogLoader
+    from neurocortex.services.catalog_sources import CatalogLoader
 
     if server and not api_key:
         raise typer.BadParameter("--server needs --api-key (or NEUROCORTEX_API_KEY)")
@@ -259,7 +353,7 @@ def neurons_update(
     if pull:
         failed |= not _git_pull(envs.local_sources([*settings.analyzers, *settings.responders]))
     # Every source, http catalogs fetched again: what the server will see when it rescans.
-    catalog = CatalogLoader(settings.analyzers, settings.responders, {"process", "docker"}).load()
+    catalog = CatalogLoader.from_settings(settings).load()
     console.print(f"catalogs: {len(catalog.analyzers)} analyzers, {len(catalog.responders)} responders")
     _print_problems(catalog.problems)
     results = _install_with_progress(
@@ -342,7 +436,7 @@ def _install_with_progress(environments: list, *, jobs: int | None, force: bool,
     return results
 
 
-def _print_problems(problems: list[str]) -> None:
+def _print_problems(problems: list) -> None:
     for problem in problems:
         console.print(f"[yellow]skipped:[/yellow] {problem}")
 

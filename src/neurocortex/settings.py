@@ -93,6 +93,17 @@ class Settings(BaseSettings):
     python: str | None = None
     """Interpreter for `.py` workers that have no virtualenv of their own; the server's by default."""
 
+    # -- catalogs --
+    catalog_proxy: str | None = None
+    """Proxy for downloading http(s) catalogs, e.g. http://proxy:3128; the usual *_PROXY variables when unset."""
+    catalog_cacerts: Path | None = None
+    """PEM bundle of extra CAs trusted (beside the system's) for downloading catalogs."""
+    catalog_download_timeout: float = Field(30.0, gt=0)
+    """Seconds a catalog download may take."""
+    catalog_refresh_interval: float = Field(0.0, ge=0)
+    """Seconds between background catalog refreshes (download, rescan, workers follow); 0 for none beyond
+    the one at start and the admin's rescans."""
+
     # -- limits on what comes in and what workers give back --
     max_upload_size: int = 1024**3
     max_output_json: int = 64 * 1024**2
@@ -159,6 +170,11 @@ class Settings(BaseSettings):
     @property
     def resolved_job_directory(self) -> Path:
         return (self.job_directory or self.data_dir / "jobs").resolve()
+
+    @property
+    def catalog_directory(self) -> Path:
+        """Last good copies of the downloaded catalogs, and the state the next refresh compares with."""
+        return (self.data_dir / "catalogs").resolve()
 
     @property
     def attachment_directory(self) -> Path:

@@ -199,7 +199,32 @@ class Executor:
         if wanted:
             reason = getattr(self.runners.get(wanted), "unavailable_reason", None) or "not available"
             raise WorkerCannotRun(f"Worker cannot be run: its runner {wanted} is unavailable ({reason})")
-        raise WorkerCannotRun("Worker cannot be run")
+        raise WorkerCannotRun(
+            f"Worker cannot be run: no runner can run it ({self._needs(worker, definition)})"
+        )
+
+    def _needs(self, worker: dict[str, Any], definition: WorkerDefinition | None) -> str:
+        """Why no runner fits: what the worker needs and what became of those runners here."""
+        image = worker.get("dockerImage") or (definition.docker_image if definition else None)
+        if _process_command(worker, definition)[1] is not None:
+            needed, what = LOCAL_RUNNERS, "a command"
+        elif image:
+            # the runners that run images (docker, and kubernetes in Cortex)
+            needed, what = ("docker", "kubernetes"), f"only the docker image {image}"
+        else:
+            return "it has neither a command nor a docker image"
+        states = []
+        for name in needed:
+            runner = self.runners.get(name)
+            if name not in self.svc.settings.runners:
+                states.append(f"{name} is not in NEUROCORTEX_RUNNERS")
+            elif runner is None:
+                states.append(f"{name} is not part of this version")
+            else:
+                states.append(
+                    f"{name} is unavailable: {getattr(runner, 'unavailable_reason', None) or 'down'}"
+                )
+        return f"it has {what}; {'; '.join(states)}"
 
     def _sandbox_policy(self, worker: dict[str, Any]) -> SandboxPolicy:
         """The server's sandbox policy with the worker's own overrides (a limit of 0 means none)."""

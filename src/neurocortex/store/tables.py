@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -100,6 +101,9 @@ worker = Table(
     # sandbox policy overrides ({"network", "memoryMb", "cpuSeconds", "maxProcesses"})
     Column("runner", String(16)),
     Column("sandbox", JSON),
+    # beyond Cortex: true keeps the worker on its definition version across catalog refreshes; null (the
+    # default) lets it follow the newest version (services/workers.follow_catalog)
+    Column("pinned", Boolean),
     *_system_columns(),
 )
 
