@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -20,8 +21,10 @@ from neurocortex.api.routes import dblists, jobs, organizations, quotas, status,
 from neurocortex.crypto import SecretBox, load_or_create_secret
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
+from neurocortex.execution.runners.misp_modules import MispModulesRunner
 from neurocortex.execution.runners.process import ProcessRunner
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
+from neurocortex.misp import modules as misp_modules
 from neurocortex.services import organizations as organization_service
 from neurocortex.services import users as user_service
 from neurocortex.services.base import Services
@@ -41,8 +44,10 @@ async def build_services(settings: Settings) -> Services:
     db = Database(url)
     await db.migrate()
     runners = {"process": ProcessRunner(settings.max_captured_output), "sandbox": _sandbox(settings)}
+    if settings.misp_modules:
+        runners[misp_modules.RUNNER] = MispModulesRunner(settings.max_output_json)
     available = {name for name, runner in runners.items() if runner.available()}
-    for name in set(settings.runners) - available:
+    for name in set(settings.runners) - available - {misp_modules.RUNNER}:
         reason = getattr(runners.get(name), "unavailable_reason", None) or "not part of this version"
         log.warning("runner %s is unavailable: %s", name, reason)
     svc = Services(
@@ -51,13 +56,19 @@ async def build_services(settings: Settings) -> Services:
         db=db,
         box=SecretBox(load_or_create_secret(settings.secret_key, settings.data_dir)),
         datastore=Datastore(settings.attachment_directory),
-        catalog_loader=CatalogLoader(
-            settings.analyzers, settings.responders, available & set(settings.runners)
-        ),
+        catalog_loader=catalog_loader(settings, available & set(settings.runners)),
     )
     await organization_service.ensure_cortex_org(svc)
     await svc.rescan()
     return svc
+
+
+def catalog_loader(settings: Settings, runners: set[str]) -> CatalogLoader:
+    """The configured analyzer and responder sources, and the expansion modules of the misp-modules servers."""
+    producers = []
+    if settings.misp_modules:
+        producers.append(functools.partial(misp_modules.definitions, settings.misp_modules))
+    return CatalogLoader(settings.analyzers, settings.responders, runners, producers)
 
 
 def _sandbox(settings: Settings) -> SandboxRunner:
@@ -83,14 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = svc
         app.state.users_exist = await user_service.any_user_exists(svc)
         app.state.setup_token = settings.setup_token or secrets.token_urlsafe(24)
-        for name, value in (
-            ("broker URL", settings.broker_url),
-            ("misp-modules servers", settings.misp_modules),
-        ):
-            if value:
-                log.error(
-                    "%s configured, but this version does not use it yet: jobs run in this process", name
-                )
+        if settings.broker_url:
+            log.error("broker URL configured, but this version does not use it yet: jobs run in this process")
         if not app.state.users_exist:
             log.warning(
                 "No user yet: create the first superadmin from this machine, or from elsewhere with the header "

@@ -8,6 +8,7 @@ One bad definition never spoils a catalog: it is skipped and the reason is logge
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,8 @@ class WorkerDefinition:
     command: str | None = None  # as written in the definition, relative to `root`
     root: Path | None = None  # the catalog directory the command is relative to
     source: str = ""
+    runner: str | None = None
+    """The one runner that runs this definition (misp-modules); None: the configured order decides."""
 
     @property
     def command_path(self) -> Path | None:
@@ -174,12 +177,24 @@ class Catalog:
         return self.of_type(worker_type).get(definition)
 
 
+DefinitionProducer = Callable[[list[str]], list[WorkerDefinition]]
+"""A source of definitions other than files and catalog URLs (the misp-modules servers): it returns the
+definitions it can make and appends what it could not read to the list of problems it is given."""
+
+
 class CatalogLoader:
     """Reads the configured sources; `runnable` tells whether some enabled runner can run a definition."""
 
-    def __init__(self, analyzer_sources: list[str], responder_sources: list[str], runners: set[str]) -> None:
+    def __init__(
+        self,
+        analyzer_sources: list[str],
+        responder_sources: list[str],
+        runners: set[str],
+        producers: Sequence[DefinitionProducer] = (),
+    ) -> None:
         self.sources = {"analyzer": analyzer_sources, "responder": responder_sources}
         self.runners = runners
+        self.producers = producers
 
     def load(self) -> Catalog:
         catalog = Catalog()
@@ -191,6 +206,15 @@ class CatalogLoader:
                         target[definition.id] = definition  # later duplicates win, as in Cortex
                 except Exception as exc:  # an unreachable catalog must not stop the others
                     self._problem(catalog.problems, f"{worker_type} source {source}: {exc}")
+        for produce in self.producers:
+            problems: list[str] = []
+            try:
+                for definition in produce(problems):
+                    catalog.of_type(definition.type)[definition.id] = definition
+            except Exception as exc:
+                problems.append(f"definition source {produce}: {exc}")
+            for problem in problems:
+                self._problem(catalog.problems, problem)
         return catalog
 
     def _problem(self, problems: list[str], message: str) -> None:
