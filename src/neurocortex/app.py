@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from neurocortex import __version__
 from neurocortex.api import errors
 from neurocortex.api.middleware import CortexMiddleware
-from neurocortex.api.routes import dblists, jobs, organizations, quotas, status, stream, users, workers
+from neurocortex.api.routes import dblists, jobs, misp, organizations, quotas, status, stream, users, workers
 from neurocortex.crypto import SecretBox, load_or_create_secret
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
     for router in (status.router, stream.router, jobs.router, workers.analyzers, workers.responders,
-                   users.router, organizations.router, dblists.router, quotas.router, pages.router):  # fmt: skip
+                   users.router, organizations.router, dblists.router, quotas.router, misp.router, pages.router):  # fmt: skip
         app.include_router(router)
     app.add_middleware(CortexMiddleware, max_body=settings.max_upload_size)
     return app

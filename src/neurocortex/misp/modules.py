@@ -28,6 +28,8 @@ CONFIG_KEY = "misp-modules"
 SAMPLE_PASSWORD = "infected"
 """The password of the ZIP of a `malware-sample`, by MISP convention."""
 PREFIX = "MISP_"
+# tags of the artifacts made from a module's attributes, so that MISP gets back the exact type (services/misp.py)
+TYPE_TAG, OBJECT_TAG, RELATION_TAG = "misp:type=", "misp:object=", "misp:relation="
 EXPANSION_TYPES = ("expansion", "hover")
 LISTING_TIMEOUT = 10.0
 
@@ -243,11 +245,11 @@ def report(module: str, result: dict[str, Any]) -> tuple[dict[str, Any], list[di
     summary = {"taxonomies": [{"level": level, "namespace": "MISP", "predicate": module, "value": value}]}
     artifacts = []
     for attribute in attributes:
-        tags = [f"misp:type={attribute['type']}", *attribute["tags"]]
+        tags = [TYPE_TAG + attribute["type"], *attribute["tags"]]
         if attribute.get("object"):
-            tags.append(f"misp:object={attribute['object']}")
+            tags.append(OBJECT_TAG + str(attribute["object"]))
         if attribute.get("relation"):
-            tags.append(f"misp:relation={attribute['relation']}")
+            tags.append(RELATION_TAG + str(attribute["relation"]))
         artifact: dict[str, Any] = {"dataType": data_type(attribute["type"]), "tags": tags}
         if attribute["comment"]:
             artifact["message"] = attribute["comment"]

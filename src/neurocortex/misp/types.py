@@ -63,9 +63,12 @@ _FROM_DATA_TYPE: dict[str, tuple[str, ...]] = {}
 for _misp in sorted(ATTRIBUTE_TYPES):
     _FROM_DATA_TYPE.setdefault(TO_DATA_TYPE.get(_misp, "other"), ())
     _FROM_DATA_TYPE[TO_DATA_TYPE.get(_misp, "other")] += (_misp,)
-# the natural order first (ip-src before ip-dst, md5 before sha1...), as a MISP user reads them
+# the natural order (ip-src before ip-dst, md5 before sha1...): MISP offers the first one by default
 for _data, _names in _MAPPED.items():
     _FROM_DATA_TYPE[_data] = tuple(_names.split())
+_FROM_DATA_TYPE["other"] = ("text", "other", "comment") + tuple(
+    name for name in _FROM_DATA_TYPE["other"] if name not in ("text", "other", "comment")
+)
 
 # hex digest length → the hash type it is, to send a hash observable as the type a module expects
 HASH_LENGTHS = {32: "md5", 40: "sha1", 56: "sha224", 64: "sha256", 96: "sha384", 128: "sha512"}

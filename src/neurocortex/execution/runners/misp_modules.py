@@ -110,7 +110,7 @@ def _file_artifact(directory: Path, index: int, artifact: dict[str, Any]) -> dic
     content_b64 = artifact.pop("content")
     try:
         content = base64.b64decode(content_b64, validate=True)
-        if "misp:type=malware-sample" in artifact["tags"]:
+        if modules.TYPE_TAG + "malware-sample" in artifact["tags"]:
             _, content = zipcrypto.first_file(content, modules.SAMPLE_PASSWORD, MAX_FILE_ARTIFACT)
     except (binascii.Error, ValueError) as exc:
         log.warning("file artifact %s kept as a file name: %s", artifact["filename"], exc)
