@@ -208,3 +208,17 @@ def _result(svc: Services, artifact: dict[str, Any]) -> dict[str, Any]:
     if tags:
         result["tags"] = tags
     return result
+
+
+async def enabled_where(svc: Services, definition_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """For each definition id, the (organization, worker name) of the analyzers enabled from it."""
+    statement = (
+        select(t.worker.c.workerDefinitionId, t.worker.c.organization, t.worker.c.name)
+        .where(t.worker.c.type == "analyzer", t.worker.c.workerDefinitionId.in_(definition_ids))
+        .order_by(t.worker.c.organization, t.worker.c.name)
+    )
+    found: dict[str, list[tuple[str, str]]] = {definition_id: [] for definition_id in definition_ids}
+    async with svc.db.read() as conn:
+        for definition_id, organization, name in await conn.execute(statement):
+            found[definition_id].append((organization, name))
+    return found
