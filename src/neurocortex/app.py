@@ -67,7 +67,8 @@ def catalog_loader(settings: Settings, runners: set[str]) -> CatalogLoader:
     """The configured analyzer and responder sources, and the expansion modules of the misp-modules servers."""
     producers = []
     if settings.misp_modules:
-        producers.append(functools.partial(misp_modules.definitions, settings.misp_modules))
+        known = settings.data_dir / "misp-modules.json"
+        producers.append(functools.partial(misp_modules.definitions, settings.misp_modules, known=known))
     return CatalogLoader(settings.analyzers, settings.responders, runners, producers)
 
 

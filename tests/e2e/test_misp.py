@@ -431,11 +431,18 @@ def test_misp_modules_command(server: Server, tenant: Tenant, misp_modules) -> N
     assert any("csvimport" in line and "import_mod" in line for line in lines)
 
 
-def test_a_server_down_is_a_clear_failure(tenant: Tenant, misp_modules) -> None:
+def test_a_server_down_is_a_clear_failure(server: Server, tenant: Tenant, misp_modules) -> None:
     url, process = misp_modules
     process.terminate()
     process.wait(20)
     eql = _analyzer(tenant, "MISP_eql_0_1")
     done = run_and_wait(tenant.analyst, eql["id"], {"dataType": "ip", "data": "10.9.9.9"})
     assert done["status"] == "Failure"
+    assert done["errorMessage"].startswith(f"misp-modules server unreachable: {url} (ConnectError")
+    # still down when neurocortex restarts: the modules it offered stay, their analyzers are not obsolete
+    server.stop()
+    server.start()
+    assert "MISP_eql_0_1" in {d["id"] for d in tenant.admin.get("/api/analyzerdefinition").json()}
+    assert tenant.admin.get("/api/alert").json() == []
+    done = run_and_wait(tenant.analyst, eql["id"], {"dataType": "ip", "data": "10.9.9.8"})
     assert done["errorMessage"].startswith(f"misp-modules server unreachable: {url} (ConnectError")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -98,20 +100,29 @@ def to_definition(module: dict[str, Any], servers: list[str]) -> WorkerDefinitio
     )
 
 
-def definitions(servers: list[str], problems: list[str]) -> list[WorkerDefinition]:
+def definitions(servers: list[str], problems: list[str], known: Path | None = None) -> list[WorkerDefinition]:
     """The analyzer definitions of every expansion module of the servers; what cannot be read is noted in
-    `problems` and skipped. This is the catalog's misp-modules source."""
+    `problems` and skipped. This is the catalog's misp-modules source.
+
+    `known` keeps each server's last module list: a server down when the catalog is read keeps its
+    definitions, so that its analyzers stay enabled and their jobs fail with "unreachable" until it is back,
+    instead of turning obsolete."""
+    remembered = _read_known(known)
     offered: dict[str, tuple[dict[str, Any], list[str]]] = {}
     for server in servers:
         try:
             modules = fetch_modules(server)
+            remembered[server] = modules
         except (httpx.HTTPError, ValueError) as exc:
-            problems.append(f"misp-modules server {server}: {_describe(exc)}")
-            continue
+            modules = remembered.get(server, [])
+            kept = f"; its last known {len(modules)} modules are kept" if modules else ""
+            problems.append(f"misp-modules server {server}: {_describe(exc)}{kept}")
         for module in filter(is_expansion, modules):
             name = module.get("name")
             if isinstance(name, str):
                 offered.setdefault(name, (module, []))[1].append(server)
+    if known:
+        _write_known(known, {server: remembered[server] for server in servers if server in remembered})
     found = []
     for name, (module, where) in offered.items():
         try:
@@ -119,6 +130,24 @@ def definitions(servers: list[str], problems: list[str]) -> list[WorkerDefinitio
         except ValueError as exc:
             problems.append(f"misp-modules server {where[0]}: module {name} skipped: {exc}")
     return found
+
+
+def _read_known(path: Path | None) -> dict[str, list[dict[str, Any]]]:
+    try:
+        known = json.loads(path.read_bytes()) if path else {}
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def _write_known(path: Path, modules: dict[str, list[dict[str, Any]]]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(modules), encoding="utf-8")
+        temporary.replace(path)
+    except OSError as exc:  # a read-only data directory loses only this memory
+        log.warning("cannot keep the misp-modules lists in %s: %s", path, exc)
 
 
 def _describe(exc: Exception) -> str:

@@ -95,7 +95,7 @@ def _attribute(body: dict[str, Any]) -> tuple[str, Any]:
     raise QueryError("Request doesn't contain data to analyze")
 
 
-def _file(body: dict[str, Any], misp_type: str, value: str) -> UploadedFile:
+def _file(body: dict[str, Any], misp_type: str, value: str, max_size: int) -> UploadedFile:
     """The file of an `attachment` (base64 content) or a `malware-sample` (base64 of a ZIP protected with
     the password `infected`). MISP sends the content in `data` and the file name (`name|md5` for a sample)
     as the value; Cortex's older form has the base64 content as the value."""
@@ -111,7 +111,7 @@ def _file(body: dict[str, Any], misp_type: str, value: str) -> UploadedFile:
         raise QueryError(f"The {misp_type} content is not valid base64") from None
     if misp_type == "malware-sample":
         try:
-            entry, content = zipcrypto.first_file(content, SAMPLE_PASSWORD, 2**63)
+            entry, content = zipcrypto.first_file(content, SAMPLE_PASSWORD, max_size)
         except zipcrypto.ZipError as exc:
             raise QueryError(
                 f"The malware-sample is not a ZIP protected with the password infected: {exc}"
@@ -148,7 +148,10 @@ async def query(svc: Services, ctx: AuthContext, body: Any) -> tuple[dict[str, A
         data_type = types.data_type(misp_type)
         fields = Fields(dataType=data_type, tlp=0, pap=0, message="", parameters={})
         if data_type == "file":
-            fields["attachment"] = _file(body, misp_type, value)
+            # decoding and unzipping a large sample must not hold the event loop
+            fields["attachment"] = await asyncio.to_thread(
+                _file, body, misp_type, value, svc.settings.max_upload_size
+            )
         else:
             fields["data"] = value
         job, _ = await jobs.create(svc, ctx, worker["id"], fields, responder_route=False)
