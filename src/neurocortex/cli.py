@@ -143,19 +143,19 @@ async def _init(settings: Settings, login: str, name: str, password: str, with_k
 @catalog_app.command("list")
 def catalog_list(analyzers: Analyzers = None, responders: Responders = None) -> None:
     """List the definitions the configured sources provide, and the ones skipped with their reason."""
-    from neurocortex.services.catalog import CatalogLoader
+    from neurocortex.app import catalog_loader
 
     settings = load_settings(analyzers=analyzers, responders=responders)
-    catalog = CatalogLoader(
-        settings.analyzers, settings.responders, set(settings.runners) | {"process"}
-    ).load()
+    catalog = catalog_loader(settings, set(settings.runners) | {"process"}).load()
     for kind, definitions in (("analyzers", catalog.analyzers), ("responders", catalog.responders)):
         table = Table(title=f"{kind} ({len(definitions)})")
         for column in ("id", "data types", "runs with"):
             table.add_column(column)
         for definition in sorted(definitions.values(), key=lambda d: d.id):
-            table.add_row(definition.id, ", ".join(definition.data_types),
-                          definition.command or definition.docker_image or "")  # fmt: skip
+            runs_with = definition.command or definition.docker_image
+            if definition.runner:
+                runs_with = f"{definition.runner}: {definition.source}"
+            table.add_row(definition.id, ", ".join(definition.data_types), runs_with or "")
         console.print(table)
     for problem in catalog.problems:
         console.print(f"[yellow]skipped:[/yellow] {problem}")

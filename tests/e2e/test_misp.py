@@ -228,7 +228,7 @@ def test_module_errors_and_timeouts_are_failures(tenant: Tenant) -> None:
     assert done["status"] == "Failure" and done["errorMessage"] == "nc_echo: quota exceeded"
 
     slow = _analyzer(tenant, "MISP_nc_echo_2_1", name="slow echo", jobTimeout=0.05)  # 3 seconds
-    done = run_and_wait(tenant.analyst, slow["id"], {"dataType": "other", "data": "sleep:20"})
+    done = run_and_wait(tenant.analyst, slow["id"], {"dataType": "other", "data": "sleep:8"})
     assert done["status"] == "Failure" and done["errorMessage"] == "nc_echo: Timeout."
 
     eql = _analyzer(tenant, "MISP_eql_0_1")

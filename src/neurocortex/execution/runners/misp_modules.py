@@ -57,7 +57,9 @@ class MispModulesRunner:
             try:
                 answer = await self._query(server, body, wait)
             except httpx.TimeoutException:
-                return RunOutcome(exit_code=None, timed_out=True, output=f"misp-modules server {server}")
+                message = f"misp-modules server {server} did not answer within {wait:g} seconds"
+                _write(directory, {"success": False, "errorMessage": message})
+                return RunOutcome(exit_code=None, timed_out=False, output="")
             except httpx.TransportError as exc:  # down: the next server offering the module, if any
                 unreachable.append(f"{server} ({type(exc).__name__}: {exc})")
                 continue
