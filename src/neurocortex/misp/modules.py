@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import logging
 import uuid
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from neurocortex import zipcrypto
 from neurocortex.misp.types import data_type, pick_misp_type
 from neurocortex.services.catalog import ConfigurationItem, WorkerDefinition, definition_id
 
@@ -173,8 +175,6 @@ def build_query(
 ) -> dict[str, Any]:
     """The `/query` body for a job: the module's simplified format (`{"<type>": value}`) or its
     `misp_standard` one (`{"attribute": {...}}`), with the worker's values of the module's options."""
-    from neurocortex import zipcrypto  # libarchive is only needed for malware samples
-
     module, inputs = settings["module"], settings["input"]
     job_type = document.get("dataType")
     data = document.get("data")
@@ -185,7 +185,7 @@ def build_query(
     if attachment is not None:
         filename = document.get("filename") or "noname"
         if misp_type == "malware-sample":
-            packed = _zip(zipcrypto, filename, attachment)
+            packed = _zip(filename, attachment)
             value = f"{filename}|{hashlib.md5(attachment).hexdigest()}"
             extra["data"] = base64.b64encode(packed).decode()
         else:
@@ -207,9 +207,7 @@ def build_query(
     return body
 
 
-def _zip(zipcrypto: Any, filename: str, content: bytes) -> bytes:
-    import io
-
+def _zip(filename: str, content: bytes) -> bytes:
     out = io.BytesIO()
     name = filename.replace("\\", "/").rsplit("/", 1)[-1] or "sample"
     zipcrypto.write(out, name, len(content), [content], SAMPLE_PASSWORD, 1024 * 1024)
