@@ -16,12 +16,14 @@ from fastapi import FastAPI
 from neurocortex import __version__
 from neurocortex.api import errors
 from neurocortex.api.middleware import CortexMiddleware
-from neurocortex.api.routes import dblists, jobs, organizations, quotas, status, stream, users, workers
+from neurocortex.api.routes import dblists, jobs, misp, organizations, quotas, status, stream, users, workers
 from neurocortex.crypto import SecretBox, load_or_create_secret
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
+from neurocortex.execution.runners.misp_modules import MispModulesRunner
 from neurocortex.execution.runners.process import ProcessRunner
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
+from neurocortex.misp import modules as misp_modules
 from neurocortex.services import catalog_refresh, cluster
 from neurocortex.services import organizations as organization_service
 from neurocortex.services import users as user_service
@@ -45,8 +47,10 @@ async def build_services(settings: Settings) -> Services:
     db = Database(url, pool_size=settings.database_pool_size)
     await db.migrate()
     runners = {"process": ProcessRunner(settings.max_captured_output), "sandbox": _sandbox(settings)}
+    if settings.misp_modules:
+        runners[misp_modules.RUNNER] = MispModulesRunner(settings.max_output_json)
     available = {name for name, runner in runners.items() if runner.available()}
-    for name in set(settings.runners) - available:
+    for name in set(settings.runners) - available - {misp_modules.RUNNER}:
         reason = getattr(runners.get(name), "unavailable_reason", None) or "not part of this version"
         log.warning("runner %s is unavailable: %s", name, reason)
     svc = Services(
@@ -55,7 +59,7 @@ async def build_services(settings: Settings) -> Services:
         db=db,
         box=SecretBox(load_or_create_secret(settings.secret_key, settings.data_dir)),
         datastore=Datastore(settings.attachment_directory),
-        catalog_loader=CatalogLoader.from_settings(settings),
+        catalog_loader=catalog_loader(settings),
     )
     await organization_service.ensure_cortex_org(svc)
     await catalog_refresh.refresh(svc, pull_images=False)
@@ -76,6 +80,16 @@ def _dispatcher(svc: Services) -> EmbeddedDispatcher:
 
     log.info("distributed mode: jobs go to the workers listening on %s", svc.settings.broker_queue)
     return DistributedDispatcher(svc, executor, Broker(svc.settings))
+
+
+def catalog_loader(settings: Settings) -> CatalogLoader:
+    """The configured analyzer and responder sources, and the expansion modules of the misp-modules servers."""
+    extra = []
+    if settings.misp_modules:
+        extra.append(
+            misp_modules.ModulesSource(settings.misp_modules, settings.data_dir / "misp-modules.json")
+        )
+    return CatalogLoader.from_settings(settings, extra)
 
 
 def _sandbox(settings: Settings) -> SandboxRunner:
@@ -101,8 +115,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = svc
         app.state.users_exist = await user_service.any_user_exists(svc)
         app.state.setup_token = settings.setup_token or secrets.token_urlsafe(24)
-        if settings.misp_modules:
-            log.error("misp-modules servers configured, but this version does not use them yet")
         if not app.state.users_exist:
             log.warning(
                 "No user yet: create the first superadmin from this machine, or from elsewhere with the header "
@@ -147,7 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
     for router in (status.router, stream.router, jobs.router, workers.analyzers, workers.responders,
-                   users.router, organizations.router, dblists.router, quotas.router, pages.router):  # fmt: skip
+                   users.router, organizations.router, dblists.router, quotas.router, misp.router, pages.router):  # fmt: skip
         app.include_router(router)
     app.add_middleware(CortexMiddleware, max_body=settings.max_upload_size)
     return app

@@ -22,6 +22,10 @@ catalog_app = typer.Typer(help="Inspect the analyzer and responder catalogs.", n
 app.add_typer(catalog_app, name="catalog")
 neurons_app = typer.Typer(help="Per-worker virtualenvs: install, update and list them.", no_args_is_help=True)
 app.add_typer(neurons_app, name="neurons")
+misp_app = typer.Typer(
+    help="MISP integration: the misp-modules servers used as analyzers.", no_args_is_help=True
+)
+app.add_typer(misp_app, name="misp")
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env NEUROCORTEX_DATA_DIR]")]
@@ -32,6 +36,10 @@ Analyzers = Annotated[
     list[str] | None, typer.Option("--analyzers", help="Analyzer source (dir, catalog file, URL); repeatable")
 ]
 Responders = Annotated[list[str] | None, typer.Option("--responders", help="Responder source; repeatable")]
+MispModules = Annotated[
+    list[str] | None,
+    typer.Option("--misp-modules", help="misp-modules server URL; repeatable [env NEUROCORTEX_MISP_MODULES]"),
+]
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -57,9 +65,7 @@ def serve(
     runners: Annotated[
         str | None, typer.Option("--runners", help="Runner order, e.g. docker,process")
     ] = None,
-    misp_modules: Annotated[
-        list[str] | None, typer.Option("--misp-modules", help="misp-modules server URL; repeatable")
-    ] = None,
+    misp_modules: MispModules = None,
 ) -> None:
     """Start the server (API, UI and the embedded dispatcher)."""
     import uvicorn
@@ -173,17 +179,19 @@ def catalog_list(
     data_dir: DataDir = None, analyzers: Analyzers = None, responders: Responders = None
 ) -> None:
     """List the definitions the configured sources provide, and the ones skipped with their reason."""
-    from neurocortex.services.catalog_sources import CatalogLoader
+    from neurocortex.app import catalog_loader
 
     settings = load_settings(data_dir=data_dir, analyzers=analyzers, responders=responders)
-    catalog = CatalogLoader.from_settings(settings).load()
+    catalog = catalog_loader(settings).load()
     for kind, definitions in (("analyzers", catalog.analyzers), ("responders", catalog.responders)):
         table = Table(title=f"{kind} ({len(definitions)})")
         for column in ("id", "data types", "runs with"):
             table.add_column(column)
         for definition in sorted(definitions.values(), key=lambda d: d.id):
-            table.add_row(definition.id, ", ".join(definition.data_types),
-                          definition.command or definition.docker_image or "")  # fmt: skip
+            runs_with = definition.command or definition.docker_image
+            if definition.runner:
+                runs_with = f"{definition.runner}: {definition.source}"
+            table.add_row(definition.id, ", ".join(definition.data_types), runs_with or "")
         console.print(table)
     _print_problems(catalog.problems)
 
@@ -196,11 +204,11 @@ def catalog_show(
     responders: Responders = None,
 ) -> None:
     """Print a definition: what it is, how it runs, its data types and configuration items."""
+    from neurocortex.app import catalog_loader
     from neurocortex.services.catalog import MISSING, name_key
-    from neurocortex.services.catalog_sources import CatalogLoader
 
     settings = load_settings(data_dir=data_dir, analyzers=analyzers, responders=responders)
-    catalog = CatalogLoader.from_settings(settings).load()
+    catalog = catalog_loader(settings).load()
     found = [
         d
         for definitions in (catalog.analyzers, catalog.responders)
@@ -251,13 +259,13 @@ def catalog_refresh(
 ) -> None:
     """Download the catalogs again, rescan the sources and print what changed since the last refresh
     (added / updated / removed / failed). Exits with 1 when a whole source failed."""
+    from neurocortex.app import catalog_loader
     from neurocortex.services import catalog_refresh as refresh
-    from neurocortex.services.catalog_sources import CatalogLoader
 
     if server and not api_key:
         raise typer.BadParameter("--server needs --api-key (or NEUROCORTEX_API_KEY)")
     settings = load_settings(data_dir=data_dir, analyzers=analyzers, responders=responders)
-    loader = CatalogLoader.from_settings(settings)
+    loader = catalog_loader(settings)
     previous = refresh.read_state(loader.cache_dir)
     catalog = loader.load()
     changes = refresh.compare_and_keep(previous, catalog, loader.cache_dir)
@@ -281,6 +289,67 @@ def catalog_refresh(
         failed |= not _rescan(server, api_key or "")
     if failed:
         raise typer.Exit(1)
+
+
+@misp_app.command("modules")
+def misp_modules_list(
+    misp_modules: MispModules = None, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """What each configured misp-modules server offers, and where its expansion modules are enabled."""
+    settings = load_settings(misp_modules=misp_modules, data_dir=data_dir, database_url=database_url)
+    if not settings.misp_modules:
+        console.print("no misp-modules server configured (--misp-modules URL or NEUROCORTEX_MISP_MODULES)")
+        raise typer.Exit(1)
+    if not asyncio.run(_misp_modules(settings)):
+        raise typer.Exit(1)
+
+
+async def _misp_modules(settings: Settings) -> bool:
+    import httpx
+
+    from neurocortex.app import build_services
+    from neurocortex.misp import modules
+    from neurocortex.misp.types import data_type
+    from neurocortex.services import misp
+
+    svc = await build_services(settings)
+    reachable = True
+    try:
+        for server in settings.misp_modules:
+            try:
+                offered = await asyncio.to_thread(modules.fetch_modules, server)
+            except (httpx.HTTPError, ValueError) as exc:
+                console.print(f"[red]{server}: {exc}[/red]")
+                reachable = False
+                continue
+            definitions = {}
+            for module in filter(modules.is_expansion, offered):
+                try:
+                    definitions[module["name"]] = modules.to_definition(module, [server])
+                except ValueError:
+                    continue
+            enabled = await misp.enabled_where(svc, [d.id for d in definitions.values()])
+            table = Table(title=f"{server}: {len(offered)} modules, {len(definitions)} usable as analyzers")
+            for column in (
+                "module",
+                "type",
+                "analyzer definition",
+                "data types",
+                "enabled in (organization: name)",
+            ):
+                table.add_column(column, overflow="fold")
+            for module in sorted(offered, key=lambda m: (m.get("type") != "expansion", str(m.get("name")))):
+                definition = definitions.get(module.get("name"))
+                inputs = (module.get("mispattributes") or {}).get("input") or []
+                table.add_row(
+                    str(module.get("name")), str(module.get("type")), definition.id if definition else "",
+                    ", ".join(definition.data_types if definition else dict.fromkeys(map(data_type, inputs))),
+                    ", ".join(f"{org}: {name}" for org, name in enabled.get(definition.id, [])) if definition else "",
+                )  # fmt: skip
+            console.print(table)
+    finally:
+        await svc.db.close()
+    return reachable
 
 
 Jobs = Annotated[int | None, typer.Option("--jobs", "-j", help="Installs at a time [default: min(4, CPUs)]")]
@@ -343,8 +412,8 @@ def neurons_update(
     responders: Responders = None,
 ) -> None:
     """Refresh the catalogs, reinstall the environments that changed, and rescan a running server."""
+    from neurocortex.app import catalog_loader
     from neurocortex.execution import environments as envs
-    from neurocortex.services.catalog_sources import CatalogLoader
 
     if server and not api_key:
         raise typer.BadParameter("--server needs --api-key (or NEUROCORTEX_API_KEY)")
@@ -353,7 +422,7 @@ def neurons_update(
     if pull:
         failed |= not _git_pull(envs.local_sources([*settings.analyzers, *settings.responders]))
     # Every source, http catalogs fetched again: what the server will see when it rescans.
-    catalog = CatalogLoader.from_settings(settings).load()
+    catalog = catalog_loader(settings).load()
     console.print(f"catalogs: {len(catalog.analyzers)} analyzers, {len(catalog.responders)} responders")
     _print_problems(catalog.problems)
     results = _install_with_progress(

@@ -166,6 +166,9 @@ class Executor:
         """The worker's own runner if it names one, else the first runner, in the configured order, that can
         run it (Cortex's choice, §4.2 step 3). The dispatcher asks before claiming a job, to respect each
         runner's concurrency limit."""
+        if definition is not None and definition.runner:  # a definition only one runner can run
+            own = self.runners.get(definition.runner)
+            return definition.runner if own is not None and own.available() else None
         for name in [worker["runner"]] if worker.get("runner") else self.svc.settings.runners:
             runner = self.runners.get(name)
             if runner is None or not runner.available():
@@ -195,10 +198,18 @@ class Executor:
                 argv=argv, cwd=root, env=env, timeout=timeout_minutes * 60, job_directory=directory.path
             )
             return self.runners[name], spec
+        if name is not None:  # a runner that needs no command, only the job directory (misp-modules)
+            spec = RunSpec(argv=[], cwd=directory.path, env={}, timeout=timeout_minutes * 60,
+                           job_directory=directory.path)  # fmt: skip
+            return self.runners[name], spec
         wanted = worker.get("runner")
         if wanted:
             reason = getattr(self.runners.get(wanted), "unavailable_reason", None) or "not available"
             raise WorkerCannotRun(f"Worker cannot be run: its runner {wanted} is unavailable ({reason})")
+        if definition is None:
+            raise WorkerCannotRun(
+                f"Worker cannot be run: its definition {worker['workerDefinitionId']} is not in the catalog"
+            )
         raise WorkerCannotRun(
             f"Worker cannot be run: no runner can run it ({self._needs(worker, definition)})"
         )

@@ -61,6 +61,8 @@ class WorkerDefinition:
     command: str | None = None  # as written in the definition, relative to `root`
     root: Path | None = None  # the catalog directory the command is relative to
     source: str = ""
+    runner: str | None = None
+    """The one runner that runs this definition (misp-modules); None: the configured order decides."""
 
     @property
     def command_path(self) -> Path | None:

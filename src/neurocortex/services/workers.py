@@ -329,6 +329,7 @@ async def enable(
         raise ConflictError(
             f"{worker_type} {name} already exists in organization {ctx.organization}"
         ) from None
+    svc.workers_cache.clear()  # lists cached per organization (MISP's /modules) include it at once
     svc.publish(ctx.user_id, ctx.request_id, "worker", row["id"], "Creation", ctx.organization, public(row))
     return row
 
