@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= auto
+NPM ?= npm
 
 .PHONY: install run test lint format bench clean
 
@@ -12,7 +13,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+# the web UI's front-end packages, exactly as locked; served from node_modules, never committed
+node_modules/.package-lock.json: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund --loglevel=error
+
+install: $(VENV)/.installed node_modules/.package-lock.json
 
 ## Start the server with its embedded defaults (SQLite + attachments in ./data, bundled neurons).
 run: install
@@ -37,6 +42,7 @@ format: install
 
 bench: install
 	$(PY) bench/overhead.py
+	$(PY) bench/ui_pages.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
