@@ -43,7 +43,9 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 
 @pytest.fixture(scope="module")
 def page(context: BrowserContext) -> Page:
-    return context.new_page()
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    return page
 
 
 def test_setup_needs_the_token_from_elsewhere_and_creates_the_superadmin(server: Server, page: Page) -> None:
@@ -138,3 +140,36 @@ def test_pages_fit_a_phone(server: Server, browser: Browser) -> None:
         shoot(page, "first-run/login-phone")
     finally:
         phone.close()
+
+
+def test_own_password_and_api_key(server: Server, page: Page) -> None:
+    page.goto(f"{server.url}/ui/login")
+    page.get_by_label("Login").fill("chief")
+    page.get_by_label("Password").fill("s3cret pass")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="My account")).to_be_visible()
+
+    page.get_by_label("Current password").fill("s3cret pass")
+    page.get_by_label("New password", exact=True).fill("n3w pass")
+    page.get_by_label("New password again").fill("n3w pass")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("status").first).to_have_text("Your password was changed.")
+    assert (
+        httpx.post(f"{server.url}/api/login", json={"user": "chief", "password": "n3w pass"}).status_code
+        == 200
+    )
+
+    page.get_by_role("button", name="Create my key").click()
+    key = page.get_by_label("Your API key").input_value()
+    assert len(key) >= 32
+    me = httpx.get(f"{server.url}/api/user/current", headers={"Authorization": f"Bearer {key}"})
+    assert me.status_code == 200 and me.json()["login"] == "chief"
+    page.goto(f"{server.url}/ui/account")
+    expect(page.get_by_label("Your API key")).to_have_count(0)  # never shown unless asked
+    page.get_by_role("button", name="Reveal my key").click()
+    expect(page.get_by_label("Your API key")).to_have_value(key)
+    page.get_by_role("button", name="Renew my key").click()  # confirmed by the dialog handler
+    expect(page.get_by_label("Your API key")).not_to_have_value(key)
+    old = httpx.get(f"{server.url}/api/user/current", headers={"Authorization": f"Bearer {key}"})
+    assert old.status_code == 401
+    shoot(page, "first-run/account")

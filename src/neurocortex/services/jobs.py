@@ -263,11 +263,16 @@ async def wait_for_end(svc: Services, ctx: AuthContext, job_id: str, timeout: fl
 
 
 async def search(
-    svc: Services, ctx: AuthContext, query: Any, range_: str | None, sort: list[str] | None
+    svc: Services,
+    ctx: AuthContext,
+    query: Any,
+    range_: str | None,
+    sort: list[str] | None,
+    count_limit: int | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     scope = and_(t.job.c.organization == ctx.organization, t.job.c.status != "Deleted")
     async with svc.db.read() as conn:
-        return await store_search(conn, JOB, query, range_, sort, scope)
+        return await store_search(conn, JOB, query, range_, sort, scope, count_limit)
 
 
 async def list_filtered(

@@ -20,6 +20,10 @@ from neurocortex.ui.templating import page
 
 router = APIRouter()
 PAGE_SIZE = 25
+# past this many matches the history counts no further ("10000+") and pages no deeper: both would cost a
+# scan of the organization's whole history; filters narrow it instead
+COUNT_LIMIT = 10_000
+MAX_PAGE = COUNT_LIMIT // PAGE_SIZE
 STATUSES = ("Waiting", "InProgress", "Success", "Failure")
 FILTERS = ("status", "dataType", "analyzer", "q")
 
@@ -35,7 +39,7 @@ def job_query(filters: dict[str, str]) -> dict[str, Any]:
         conditions.append({"workerId": filters["analyzer"]})
     if filters.get("q"):
         conditions.append({"_or": [{"_like": {"_field": field, "_value": filters["q"]}}
-                                   for field in ("data", "attachment.name", "message")]})  # fmt: skip
+                                   for field in ("data", "attachment.name")]})  # fmt: skip
     return {"_and": conditions}
 
 
@@ -54,12 +58,12 @@ async def history(request: Request, viewer: Viewer = Depends(signed_in("read")))
     q = request.query_params
     filters = {name: q.get(name, "").strip() for name in FILTERS}
     try:
-        number = max(1, int(q.get("page", "1")))
+        number = min(MAX_PAGE, max(1, int(q.get("page", "1"))))
     except ValueError:
         number = 1
     start = (number - 1) * PAGE_SIZE
     rows, total = await jobs.search(
-        svc, viewer.ctx, job_query(filters), f"{start}-{start + PAGE_SIZE}", ["-createdAt", "-id"]
+        svc, viewer.ctx, job_query(filters), f"{start}-{start + PAGE_SIZE}", ["-createdAt"], COUNT_LIMIT
     )
     analyzers, _ = await workers.search(svc, viewer.ctx, "analyzer", {}, "all", ["+name"])
     pages = max(1, math.ceil(total / PAGE_SIZE))
@@ -68,7 +72,7 @@ async def history(request: Request, viewer: Viewer = Depends(signed_in("read")))
     def link(to: int) -> str:
         return "/ui/jobs?" + urlencode(kept | {"page": to})
 
-    return page(request, "jobs.html", viewer, jobs=rows, total=total, filters=filters, number=number,
+    return page(request, "jobs.html", viewer, jobs=rows, total=total, capped=total >= COUNT_LIMIT, filters=filters, number=number,
                 pages=pages, link=link, analyzers=analyzers, statuses=STATUSES, data_types=DATA_TYPES,
                 running=any(j["status"] in jobs.RUNNING for j in rows),
                 self_url=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""))  # fmt: skip
