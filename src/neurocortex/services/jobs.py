@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 
 from neurocortex.auth.context import AuthContext
 from neurocortex.errors import (
@@ -309,6 +309,16 @@ async def delete(svc: Services, ctx: AuthContext, job_id: str) -> None:
     svc.events.job_ended(job_id)
     svc.publish(ctx.user_id, ctx.request_id, "job", job_id, "Update", job["organization"], job | {"status": "Deleted"},
                 {"status": "Deleted"})  # fmt: skip
+
+
+async def queue_depth(svc: Services) -> dict[str, int]:
+    """Jobs Waiting and InProgress, all organizations together (the superadmin's system page)."""
+    statement = (
+        select(t.job.c.status, func.count()).where(t.job.c.status.in_(RUNNING)).group_by(t.job.c.status)
+    )
+    async with svc.db.read() as conn:
+        counts = {status: count for status, count in await conn.execute(statement)}
+    return {status: counts.get(status, 0) for status in RUNNING}
 
 
 async def statuses(svc: Services, ctx: AuthContext, job_ids: list[str]) -> dict[str, str]:

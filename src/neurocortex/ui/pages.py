@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from neurocortex.errors import NotFoundError
-from neurocortex.ui import account, analysis, errors, jobs
+from neurocortex.ui import account, admin_system, admin_users, admin_workers, analysis, errors, jobs
 
 STATIC = Path(__file__).resolve().parent / "static"
 VENDOR = {
@@ -51,6 +51,15 @@ async def vendor(name: str, request: Request) -> Response:
 
 
 def install(app: FastAPI) -> None:
-    for part in (router, account.router, analysis.router, jobs.router):
+    for part in (
+        router,
+        account.router,
+        analysis.router,
+        jobs.router,
+        # literal paths (/ui/admin/users, /ui/admin/status) before /ui/admin/{kinds}
+        admin_users.router,
+        admin_system.router,
+        admin_workers.router,
+    ):
         app.include_router(part)
     errors.install(app)
