@@ -217,6 +217,31 @@ def test_failed_job_rerun_and_delete(server: Server, page: Page) -> None:
     expect(page.get_by_role("alert")).to_contain_text("deleted")
 
 
+def test_dashboard_charts(server: Server, page: Page, tenant: Tenant) -> None:
+    page.get_by_role("link", name="Dashboard").click()
+    expect(page.get_by_role("heading", name=f"Dashboard of {tenant.org}")).to_be_visible()
+    # the figures behind the charts, as the API counts them
+    jobs = tenant.analyst.post("/api/job/_search", json={"query": {}, "range": "all"}).json()
+    by_status = {s: sum(1 for j in jobs if j["status"] == s) for s in ("Success", "Failure")}
+    for status, count in by_status.items():
+        expect(page.locator(f"#total-{status}")).to_have_text(str(count))
+    analyzers = page.locator("#analyzers-table")
+    expect(analyzers.locator("tr", has_text="Echo_1_0")).to_contain_text(
+        str(sum(j["analyzerName"] == "Echo_1_0" for j in jobs))
+    )
+    domains = sum(j["dataType"] == "domain" for j in jobs)
+    expect(page.locator("#datatypes-table tr", has_text="domain")).to_have_text(f"domain{domains}")
+    # Echo is configured to say "malicious": every Echo report counts there
+    expect(page.locator("#verdicts-table tr", has_text="malicious")).to_contain_text(
+        str(by_status["Success"])
+    )
+    # every chart was drawn by Chart.js
+    for chart in ("timeline", "verdicts", "analyzers", "datatypes"):
+        assert page.evaluate(f"!!Chart.getChart(document.getElementById('chart-{chart}'))"), chart
+    expect(page.locator("#queue-empty")).to_be_visible()
+    shoot(page, "analyst/dashboard")
+
+
 def test_jobs_fit_a_phone(server: Server, page: Page) -> None:
     page.set_viewport_size(PHONE)
     try:

@@ -24,6 +24,7 @@ from neurocortex.ids import new_id, now_ms
 from neurocortex.services import attachments, scheduling, workers
 from neurocortex.services.base import Services, as_dict
 from neurocortex.store import tables as t
+from neurocortex.store.query import run_stats
 from neurocortex.store.search import search as store_search
 from neurocortex.store.search_models import ARTIFACT, JOB
 
@@ -309,6 +310,40 @@ async def delete(svc: Services, ctx: AuthContext, job_id: str) -> None:
     svc.events.job_ended(job_id)
     svc.publish(ctx.user_id, ctx.request_id, "job", job_id, "Update", job["organization"], job | {"status": "Deleted"},
                 {"status": "Deleted"})  # fmt: skip
+
+
+async def stats(svc: Services, ctx: AuthContext, query: Any, aggregations: Any) -> dict[str, Any]:
+    """`_stats` aggregations over the organization's jobs (Deleted ones left out)."""
+    scope = and_(t.job.c.organization == ctx.organization, t.job.c.status != "Deleted")
+    async with svc.db.read() as conn:
+        return await run_stats(conn, JOB, query, aggregations, where=scope)
+
+
+LEVELS = ("info", "safe", "suspicious", "malicious")
+
+
+async def recent_verdicts(svc: Services, ctx: AuthContext, limit: int) -> dict[str, int]:
+    """How many of the organization's latest `limit` reports end on each taxonomy level (a report counts
+    once, at its most severe level); reports without taxonomies count as "none"."""
+    statement = (
+        select(t.report.c.summary)
+        .join(t.job, t.job.c.id == t.report.c.job)
+        .where(t.job.c.organization == ctx.organization, t.job.c.status == "Success")
+        .order_by(t.job.c.createdAt.desc())
+        .limit(limit)
+    )
+    counts = dict.fromkeys((*LEVELS, "none"), 0)
+    async with svc.db.read() as conn:
+        summaries = (await conn.scalars(statement)).all()
+    for summary in summaries:
+        try:
+            taxonomies = orjson.loads(summary).get("taxonomies") or []
+        except (orjson.JSONDecodeError, AttributeError):
+            taxonomies = []
+        levels = [str(x.get("level", "")).lower() for x in taxonomies if isinstance(x, dict)]
+        known = [LEVELS.index(level) for level in levels if level in LEVELS]
+        counts[LEVELS[max(known)] if known else "none"] += 1
+    return counts
 
 
 async def queue_depth(svc: Services) -> dict[str, int]:

@@ -9,7 +9,16 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from neurocortex.errors import NotFoundError
-from neurocortex.ui import account, admin_system, admin_users, admin_workers, analysis, errors, jobs
+from neurocortex.ui import (
+    account,
+    admin_system,
+    admin_users,
+    admin_workers,
+    analysis,
+    dashboard,
+    errors,
+    jobs,
+)
 
 STATIC = Path(__file__).resolve().parent / "static"
 VENDOR = {
@@ -56,6 +65,7 @@ def install(app: FastAPI) -> None:
         account.router,
         analysis.router,
         jobs.router,
+        dashboard.router,
         # literal paths (/ui/admin/users, /ui/admin/status) before /ui/admin/{kinds}
         admin_users.router,
         admin_system.router,
