@@ -167,9 +167,13 @@ def main() -> int:
             results["job page (Success, report)"] = {
                 "page": timed(browser, "GET", f"/ui/jobs/{sample}", args.rounds)
             }
-            results["new analysis"] = {
-                "page": timed(browser, "GET", "/ui/analyze?data=10.0.0.1", args.rounds)
-            }
+            for name, path in (
+                ("new analysis", "/ui/analyze?data=10.0.0.1"),
+                ("dashboard (30 days)", "/ui/dashboard"),
+                ("analyzer catalog", "/ui/admin/analyzers"),
+                ("users", "/ui/admin/users"),
+            ):
+                results[name] = {"page": timed(browser, "GET", path, args.rounds)}
         finally:
             server.stop()
 

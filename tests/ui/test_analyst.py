@@ -195,6 +195,18 @@ def test_file_job_and_artifact_download(server: Server, page: Page) -> None:
     shoot(page, "analyst/job-file")
 
 
+def test_forms_need_the_csrf_token(server: Server, page: Page, context: BrowserContext) -> None:
+    """The session cookie alone (what another site's form would send) changes nothing."""
+    _open_job(page, server, "203.0.113.9", "Echo_1_0")
+    cookies = {c["name"]: c["value"] for c in context.cookies()}
+    forged = httpx.post(f"{page.url}/delete", cookies={"CORTEX_SESSION": cookies["CORTEX_SESSION"]})
+    assert forged.status_code == 403 and "CSRF" in forged.text
+    wrong = httpx.post(f"{page.url}/delete", cookies=cookies, data={"_xsrf": "guess"})
+    assert wrong.status_code == 403
+    page.reload()
+    expect(page.get_by_role("status").first).to_have_text("Success")
+
+
 def test_failed_job_rerun_and_delete(server: Server, page: Page) -> None:
     _open_job(page, server, "evil.example", "Hostile_Crash_1_0")
     expect(page.get_by_role("status").first).to_have_text("Failure")

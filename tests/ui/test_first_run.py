@@ -149,6 +149,12 @@ def test_own_password_and_api_key(server: Server, page: Page) -> None:
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="My account")).to_be_visible()
 
+    page.get_by_label("Current password").fill("not my password")
+    page.get_by_label("New password", exact=True).fill("n3w pass")
+    page.get_by_label("New password again").fill("n3w pass")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("alert")).to_have_text("The current password is wrong.")
+
     page.get_by_label("Current password").fill("s3cret pass")
     page.get_by_label("New password", exact=True).fill("n3w pass")
     page.get_by_label("New password again").fill("n3w pass")

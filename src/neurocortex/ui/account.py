@@ -129,12 +129,15 @@ async def account(request: Request, viewer: Viewer = Depends(signed_in())) -> Re
 async def change_password(request: Request, viewer: Viewer = Depends(signed_in())) -> Response:
     form = await request.form()
     current, new = str(form.get("current", "")), str(form.get("password", ""))
-    if new != str(form.get("confirmation", "")):
-        raise BadRequestError("The two new passwords differ")
-    svc = request.app.state.services
-    await users.change_password(svc, viewer.ctx, viewer.user["id"], current, new)
-    return page(request, "account.html", viewer, has_key=bool(viewer.user.get("key_hash")),
-                notice="Your password was changed.")  # fmt: skip
+    has_key = bool(viewer.user.get("key_hash"))
+    try:
+        if new != str(form.get("confirmation", "")):
+            raise BadRequestError("The two new passwords differ.")
+        await users.change_password(request.app.state.services, viewer.ctx, viewer.user["id"], current, new)
+    except CortexError as error:
+        problem = "The current password is wrong." if error.status == 403 else error.message
+        return page(request, "account.html", viewer, has_key=has_key, problem=problem, status=400)
+    return page(request, "account.html", viewer, has_key=has_key, notice="Your password was changed.")
 
 
 @router.post("/ui/account/key")

@@ -124,7 +124,9 @@ async def submit(request: Request, viewer: Viewer = Depends(signed_in("analyze")
                 created.append((job, from_cache))
             except CortexError as error:
                 problems.append((observable.label, analyzer["name"], error.message))
-    if not analyzers:
+    if not draft.observables:
+        problems.append(("", "", "Paste observables or choose files to analyze."))
+    elif not analyzers:
         problems.append(("", "", "Tick at least one analyzer for these observables."))
     status = 200 if created else 400
     return page(request, "analyze_done.html", viewer, created=created, problems=problems, status=status)
