@@ -254,13 +254,17 @@ def test_dashboard_charts(server: Server, page: Page, tenant: Tenant) -> None:
     shoot(page, "analyst/dashboard")
 
 
-def test_jobs_fit_a_phone(server: Server, page: Page) -> None:
+def test_pages_fit_a_phone(server: Server, page: Page) -> None:
     page.set_viewport_size(PHONE)
     try:
-        page.goto(f"{server.url}/ui/jobs")
-        expect(page.locator("#jobs tbody tr").first).to_be_visible()
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= PHONE["width"], f"the jobs page is {width} px wide on a {PHONE['width']} px phone"
-        shoot(page, "analyst/jobs-phone")
+        page.goto(f"{server.url}/ui/jobs?q=203.0.113.9")
+        job = page.locator("#jobs tbody a").first.get_attribute("href")
+        for name, path in (("jobs", "/ui/jobs"), ("job", job), ("new-analysis", "/ui/analyze?data=evil.example"),
+                           ("dashboard", "/ui/dashboard")):  # fmt: skip
+            page.goto(f"{server.url}{path}")
+            expect(page.get_by_role("heading", level=1)).to_be_visible()
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= PHONE["width"], f"{path} is {width} px wide on a {PHONE['width']} px phone"
+            shoot(page, f"analyst/{name}-phone")
     finally:
         page.set_viewport_size(LAPTOP)
