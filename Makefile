@@ -6,6 +6,7 @@ PYTEST_WORKERS ?= auto
 # the real misp-modules server the MISP tests start; its own virtualenv: it pins click and others
 MISP_MODULES_VENV ?= .venv-misp-modules
 MISP_MODULES_VERSION ?= 3.1.0
+NPM ?= npm
 
 .PHONY: install misp-modules run test lint format bench clean
 
@@ -15,7 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+# the web UI's front-end packages, exactly as locked; served from node_modules, never committed
+node_modules/.package-lock.json: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund --loglevel=error
+
+install: $(VENV)/.installed node_modules/.package-lock.json
 
 $(MISP_MODULES_VENV)/.installed-$(MISP_MODULES_VERSION):
 	$(PYTHON) -m venv $(MISP_MODULES_VENV)
@@ -47,6 +52,7 @@ format: install
 
 bench: install
 	$(PY) bench/overhead.py
+	$(PY) bench/ui_pages.py
 
 clean:
 	rm -rf $(VENV) $(MISP_MODULES_VENV) .pytest_cache .ruff_cache

@@ -159,7 +159,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
     for router in (status.router, stream.router, jobs.router, workers.analyzers, workers.responders,
-                   users.router, organizations.router, dblists.router, quotas.router, misp.router, pages.router):  # fmt: skip
+                   users.router, organizations.router, dblists.router, quotas.router, misp.router):  # fmt: skip
         app.include_router(router)
+    pages.install(app)
     app.add_middleware(CortexMiddleware, max_body=settings.max_upload_size)
     return app

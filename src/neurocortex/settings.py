@@ -23,6 +23,9 @@ from pydantic_settings import (
 BUNDLED_NEURONS = Path(__file__).resolve().parent.parent.parent / "neurons"
 """The `neurons/` directory of a source checkout (the README's install is an editable one)."""
 
+UI_ASSETS = Path(__file__).resolve().parent.parent.parent / "node_modules"
+"""The front-end packages `make install` puts in the source checkout (npm ci from package-lock.json)."""
+
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -116,6 +119,8 @@ class Settings(BaseSettings):
     attachment_password: str = "malware"
     setup_token: str | None = None
     """One-time token allowing the first superadmin to be created from a non-loopback address."""
+    ui_assets: Path = UI_ASSETS
+    """Folder of the web UI's npm packages (htmx, Chart.js), as `npm ci` lays them out."""
 
     log_level: str = "info"
 

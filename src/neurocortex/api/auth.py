@@ -66,7 +66,7 @@ async def authenticate(request: Request) -> AuthContext:
         user = await users.user_for_key(svc, authorization[7:].strip())
         if user is not None:
             return _context(user, "key", request_id)
-    if await _init_allowed(request, svc):
+    if await init_allowed(request, svc):
         return init_context(request_id)
     raise AuthenticationError()
 
@@ -75,22 +75,28 @@ def _context(user: dict, method: str, request_id: str) -> AuthContext:
     return AuthContext(user["id"], user["organization"], frozenset(user["roles"]), method, request_id)
 
 
-async def _init_allowed(request: Request, svc: Services) -> bool:
+async def init_allowed(request: Request, svc: Services, token: str | None = None) -> bool:
+    """Whether the caller may act as `init`; `token` is the setup token typed in the UI's setup form."""
     state = request.app.state
     if state.users_exist:
         return False
     if await users.any_user_exists(svc):
         state.users_exist = True  # users are never deleted, so this never turns back
         return False
-    if _cross_site(request):
+    if cross_site(request):
         return False
-    if is_loopback(request) and not any(h in request.headers for h in PROXY_HEADERS):
+    if is_local(request):
         return True
-    token = request.headers.get(SETUP_TOKEN_HEADER, "")
+    token = token or request.headers.get(SETUP_TOKEN_HEADER, "")
     return bool(token) and hmac.compare_digest(token, state.setup_token)
 
 
-def _cross_site(request: Request) -> bool:
+def is_local(request: Request) -> bool:
+    """From this machine, and not relayed by a reverse proxy."""
+    return is_loopback(request) and not any(h in request.headers for h in PROXY_HEADERS)
+
+
+def cross_site(request: Request) -> bool:
     """A request a browser sends on behalf of another site: a form posted from any web page the operator
     opens must not create the first superadmin of a server still waiting for one."""
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 
 from neurocortex.auth.context import AuthContext
 from neurocortex.errors import (
@@ -24,6 +24,7 @@ from neurocortex.ids import new_id, now_ms
 from neurocortex.services import attachments, scheduling, workers
 from neurocortex.services.base import Services, as_dict
 from neurocortex.store import tables as t
+from neurocortex.store.query import run_stats
 from neurocortex.store.search import search as store_search
 from neurocortex.store.search_models import ARTIFACT, JOB
 
@@ -263,11 +264,16 @@ async def wait_for_end(svc: Services, ctx: AuthContext, job_id: str, timeout: fl
 
 
 async def search(
-    svc: Services, ctx: AuthContext, query: Any, range_: str | None, sort: list[str] | None
+    svc: Services,
+    ctx: AuthContext,
+    query: Any,
+    range_: str | None,
+    sort: list[str] | None,
+    count_limit: int | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     scope = and_(t.job.c.organization == ctx.organization, t.job.c.status != "Deleted")
     async with svc.db.read() as conn:
-        return await store_search(conn, JOB, query, range_, sort, scope)
+        return await store_search(conn, JOB, query, range_, sort, scope, count_limit)
 
 
 async def list_filtered(
@@ -304,6 +310,50 @@ async def delete(svc: Services, ctx: AuthContext, job_id: str) -> None:
     svc.events.job_ended(job_id)
     svc.publish(ctx.user_id, ctx.request_id, "job", job_id, "Update", job["organization"], job | {"status": "Deleted"},
                 {"status": "Deleted"})  # fmt: skip
+
+
+async def stats(svc: Services, ctx: AuthContext, query: Any, aggregations: Any) -> dict[str, Any]:
+    """`_stats` aggregations over the organization's jobs (Deleted ones left out)."""
+    scope = and_(t.job.c.organization == ctx.organization, t.job.c.status != "Deleted")
+    async with svc.db.read() as conn:
+        return await run_stats(conn, JOB, query, aggregations, where=scope)
+
+
+LEVELS = ("info", "safe", "suspicious", "malicious")
+
+
+async def recent_verdicts(svc: Services, ctx: AuthContext, limit: int) -> dict[str, int]:
+    """How many of the organization's latest `limit` reports end on each taxonomy level (a report counts
+    once, at its most severe level); reports without taxonomies count as "none"."""
+    statement = (
+        select(t.report.c.summary)
+        .join(t.job, t.job.c.id == t.report.c.job)
+        .where(t.job.c.organization == ctx.organization, t.job.c.status == "Success")
+        .order_by(t.job.c.createdAt.desc())
+        .limit(limit)
+    )
+    counts = dict.fromkeys((*LEVELS, "none"), 0)
+    async with svc.db.read() as conn:
+        summaries = (await conn.scalars(statement)).all()
+    for summary in summaries:
+        try:
+            taxonomies = orjson.loads(summary).get("taxonomies") or []
+        except (orjson.JSONDecodeError, AttributeError):
+            taxonomies = []
+        levels = [str(x.get("level", "")).lower() for x in taxonomies if isinstance(x, dict)]
+        known = [LEVELS.index(level) for level in levels if level in LEVELS]
+        counts[LEVELS[max(known)] if known else "none"] += 1
+    return counts
+
+
+async def queue_depth(svc: Services) -> dict[str, int]:
+    """Jobs Waiting and InProgress, all organizations together (the superadmin's system page)."""
+    statement = (
+        select(t.job.c.status, func.count()).where(t.job.c.status.in_(RUNNING)).group_by(t.job.c.status)
+    )
+    async with svc.db.read() as conn:
+        counts = {status: count for status, count in await conn.execute(statement)}
+    return {status: counts.get(status, 0) for status in RUNNING}
 
 
 async def statuses(svc: Services, ctx: AuthContext, job_ids: list[str]) -> dict[str, str]:

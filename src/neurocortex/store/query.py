@@ -699,6 +699,11 @@ class CountAggregation(Aggregation):
         return {self.name: await conn.scalar(self.select(sa.func.count(), scope=scope))}
 
 
+def _plain_count(aggregation: Aggregation) -> bool:
+    """A count with no filter of its own: in a bucket, the bucket's size."""
+    return isinstance(aggregation, CountAggregation) and isinstance(aggregation.where, sa.sql.elements.True_)
+
+
 @dataclass
 class MetricAggregation(Aggregation):
     model: SearchModel
@@ -759,8 +764,17 @@ class FieldAggregation(Aggregation):
         )
         result: dict[str, Any] = {}
         for row in (await conn.execute(statement)).all():
-            bucket_scope = sa.and_(scope, self.where, value == row.bucket_key)
-            result[_bucket_name(row.bucket_key)] = await _run_all(self.select_, conn, bucket_scope)
+            bucket: dict[str, Any] = {}
+            others = []
+            for aggregation in self.select_:
+                if _plain_count(aggregation):
+                    bucket[aggregation.name] = row.bucket_count  # the bucket's size, already counted
+                else:
+                    others.append(aggregation)
+            if others:
+                bucket_scope = sa.and_(scope, self.where, value == row.bucket_key)
+                bucket |= await _run_all(others, conn, bucket_scope)
+            result[_bucket_name(row.bucket_key)] = bucket
         return result
 
 

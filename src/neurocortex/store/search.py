@@ -18,7 +18,10 @@ async def search(
     range_: str | None,
     sort: list[str] | None,
     scope: ColumnElement[bool] | None = None,
+    count_limit: int | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
+    """Rows and total; with `count_limit` the total stops there (counting every match of a large table
+    costs a scan of it: the UI pages show "10000+" instead)."""
     condition = compile_query(model, query)
     if scope is not None:
         condition = and_(scope, condition)
@@ -29,6 +32,9 @@ async def search(
     rows = [dict(r._mapping) for r in await conn.execute(statement)]
     if (rows or offset == 0) and (limit is None or len(rows) < limit):
         total = offset + len(rows)  # the page ended early, so it holds the last row: no count needed
+    elif count_limit is not None:
+        matches = select(model.table.c.id).where(condition).limit(count_limit).subquery()
+        total = (await conn.execute(select(func.count()).select_from(matches))).scalar_one()
     else:
         total = (
             await conn.execute(select(func.count()).select_from(model.table).where(condition))
