@@ -17,6 +17,7 @@ from neurocortex import __version__
 from neurocortex.api import errors
 from neurocortex.api.middleware import CortexMiddleware
 from neurocortex.api.routes import dblists, jobs, organizations, quotas, status, stream, users, workers
+from neurocortex.auth.providers import PasswordLogin
 from neurocortex.crypto import SecretBox, load_or_create_secret
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
@@ -76,11 +77,13 @@ def _sandbox(settings: Settings) -> SandboxRunner:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    password_login = PasswordLogin.from_settings(settings)  # a misconfigured provider stops the start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = await build_services(settings)
         app.state.services = svc
+        app.state.password_login = password_login
         app.state.users_exist = await user_service.any_user_exists(svc)
         app.state.setup_token = settings.setup_token or secrets.token_urlsafe(24)
         for name, value in (

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -96,11 +96,65 @@ class Settings(BaseSettings):
     setup_token: str | None = None
     """One-time token allowing the first superadmin to be created from a non-loopback address."""
 
+    # -- authentication (Cortex's auth.*; see the README's "Authentication" section) --
+    auth_providers: CommaList = Field(default_factory=lambda: ["local"])
+    """Password providers tried in this order at login (local, ldap, ad); `key` is always offered first."""
+    auth_basic: bool = False
+    """Accept `Authorization: Basic` on every request, checked against the password providers."""
+    auth_header: str | None = None
+    """Name of a header carrying the login, set by a trusted reverse proxy (off while unset)."""
+    trusted_proxies: CommaList = Field(default_factory=list)
+    """Addresses or networks of the reverse proxies whose identity headers (auth_header, client
+    certificate) are believed; such headers from anywhere else are ignored."""
+    login_max_failures: int = Field(10, ge=1)
+    """Bad passwords one account may get in the failure window; further attempts are refused until the
+    oldest falls out of the window."""
+    login_max_address_failures: int = Field(50, ge=1)
+    """Bad passwords from one source address (any account) in the failure window."""
+    login_failure_window: float = Field(60.0, gt=0)
+    """Seconds over which failed logins are counted."""
+    password_min_length: int = Field(0, ge=0)
+    password_min_classes: int = Field(0, ge=0, le=4)
+    """Character classes (lower case, upper case, digits, others) a new password must mix."""
+
+    # -- LDAP (Cortex's auth.ldap.*) and Active Directory (auth.ad.*) --
+    ldap_server_names: CommaList = Field(default_factory=list)
+    """host or host:port, tried in this order (failover)."""
+    ldap_use_ssl: bool = False
+    ldap_start_tls: bool = False
+    ldap_bind_dn: str | None = None
+    ldap_bind_pw: SecretStr | None = None
+    ldap_base_dn: str = ""
+    ldap_filter: str = "(uid={0})"
+    ldap_ca_file: str | None = None
+    """CA certificates (PEM) trusted for LDAPS/StartTLS; the system's when unset."""
+    ldap_timeout: float = Field(5.0, gt=0)
+    ad_domain_fqdn: str | None = None
+    ad_domain_name: str | None = None
+    ad_server_names: CommaList = Field(default_factory=list)
+    """host or host:port; the domain FQDN itself when empty."""
+    ad_use_ssl: bool = False
+    ad_start_tls: bool = False
+    ad_ca_file: str | None = None
+    directory_autocreate: bool = False
+    """Create a neurocortex user at the first LDAP/AD login instead of refusing an unknown one."""
+    directory_default_organization: str | None = None
+    directory_default_roles: CommaList = Field(default_factory=lambda: ["read"])
+
     log_level: str = "info"
 
-    _split = field_validator("analyzers", "responders", "runners", "misp_modules", mode="before")(
-        _split_commas
-    )
+    _split = field_validator(
+        "analyzers",
+        "responders",
+        "runners",
+        "misp_modules",
+        "auth_providers",
+        "trusted_proxies",
+        "ldap_server_names",
+        "ad_server_names",
+        "directory_default_roles",
+        mode="before",
+    )(_split_commas)
 
     @classmethod
     def settings_customise_sources(

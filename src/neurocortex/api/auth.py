@@ -1,13 +1,17 @@
-"""Who is calling, in Cortex's order (§6.1): session cookie, API key, then the `init` pseudo-user while no
-user exists — the last only from a loopback address or with the setup token printed at start.
+"""Who is calling, in Cortex's order (§6.1): session cookie, API key, HTTP Basic (when switched on), the
+`init` pseudo-user while no user exists — only from a loopback address or with the setup token printed at
+start — then a login header set by a trusted reverse proxy (when switched on).
 Roles are any-of: each route names the roles it accepts and one of them is enough."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import hmac
 import ipaddress
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -35,6 +39,25 @@ def is_loopback(request: Request) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(trusted: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in trusted)
+
+
+def from_trusted_proxy(request: Request, trusted: Iterable[str]) -> bool:
+    """Whether the request comes straight from one of the configured reverse proxies: only then are the
+    identity headers they set (login, client certificate) believed."""
+    try:
+        address = ipaddress.ip_address(client_address(request))
+    except ValueError:
+        return False
+    return any(address in network for network in _networks(tuple(trusted)))
 
 
 def check_csrf(request: Request) -> None:
@@ -66,9 +89,30 @@ async def authenticate(request: Request) -> AuthContext:
         user = await users.user_for_key(svc, authorization[7:].strip())
         if user is not None:
             return _context(user, "key", request_id)
+    if svc.settings.auth_basic and authorization[:6].lower() == "basic ":
+        login, password = _basic_credentials(authorization[6:])
+        user, _provider = await request.app.state.password_login.login(
+            svc, login, password, client_address(request)
+        )
+        return _context(user, "basic", request_id)
     if await _init_allowed(request, svc):
         return init_context(request_id)
+    header = svc.settings.auth_header
+    if header and header in request.headers and from_trusted_proxy(request, svc.settings.trusted_proxies):
+        user = await users.active_user(svc, request.headers[header].strip().lower())
+        if user is not None:
+            return _context(user, "header", request_id)
     raise AuthenticationError()
+
+
+def _basic_credentials(encoded: str) -> tuple[str, str]:
+    try:
+        login, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthenticationError() from None
+    if not sep or not login:
+        raise AuthenticationError()
+    return login, password
 
 
 def _context(user: dict, method: str, request_id: str) -> AuthContext:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from neurocortex.auth.context import ROLES, AuthContext
 from neurocortex.auth.passwords import hash_password, needs_rehash, verify_password
+from neurocortex.auth.policy import check_password
 from neurocortex.errors import (
     AuthorizationError,
     BadRequestError,
@@ -148,6 +149,8 @@ async def create(svc: Services, ctx: AuthContext, fields: dict[str, Any]) -> dic
     if not isinstance(target_org, str):
         errors.append(invalid_format("organization", target_org, "string"))
     raise_attribute_errors("user", errors)
+    if password:
+        check_password(svc.settings, password)
 
     org = await organizations.get(svc, target_org)
     allowed = ctx.is_superadmin or (target_org == ctx.organization and "superadmin" not in roles)
@@ -299,6 +302,7 @@ async def set_password(svc: Services, ctx: AuthContext, user_id: str, password: 
     if not isinstance(password, str) or not password:
         raise_attribute_errors("user", [missing_attribute("password")])
     await _admin_target(svc, ctx, user_id)
+    check_password(svc.settings, password)
     await _apply(svc, ctx, user_id, {"password": hash_password(password)})
 
 
@@ -314,6 +318,7 @@ async def change_password(svc: Services, ctx: AuthContext, user_id: str, current
     user = await get(svc, user_id)
     if user is None or not verify_password(user["password"], current):
         raise AuthorizationError("Authentication failure")
+    check_password(svc.settings, password)
     await _apply(svc, ctx, user_id, {"password": hash_password(password)})
 
 
