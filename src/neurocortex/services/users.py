@@ -178,6 +178,40 @@ async def create(svc: Services, ctx: AuthContext, fields: dict[str, Any]) -> dic
     return row
 
 
+async def provision(
+    svc: Services, login: str, name: str, organization: str, roles: list[str], created_by: str
+) -> dict[str, Any] | None:
+    """Create a user vouched for by a directory or an identity provider (auto-creation), without a local
+    password; None if the organization cannot take them. A concurrent creation of the same login wins."""
+    org = await organizations.get(svc, organization)
+    valid_roles = [r for r in dict.fromkeys(r.lower() for r in roles) if r in ROLES]
+    if org is None or org["status"] != "Active":
+        return None
+    try:
+        _check_cortex_roles(organization, valid_roles)
+    except BadRequestError:
+        return None
+    row = {
+        "id": login,
+        "name": name,
+        "roles": valid_roles,
+        "status": "Ok",
+        "organization": organization,
+        "avatar": None,
+        "preferences": "{}",
+        "password": None,
+        "createdBy": created_by,
+        "createdAt": now_ms(),
+    }
+    try:
+        async with svc.db.write() as conn:
+            await conn.execute(insert(t.user).values(row))
+    except IntegrityError:
+        return await get(svc, login)
+    svc.publish(created_by, "", "user", login, "Creation", organization, public(row))
+    return row
+
+
 def _check_cortex_roles(org: str, roles: list[str] | None) -> None:
     if roles is None:
         return
