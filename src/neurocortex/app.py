@@ -18,7 +18,7 @@ from neurocortex.api import errors
 from neurocortex.api.middleware import CortexMiddleware
 from neurocortex.api.routes import dblists, jobs, organizations, quotas, status, stream, users, workers
 from neurocortex.auth.providers import PasswordLogin
-from neurocortex.crypto import SecretBox, load_or_create_secret
+from neurocortex.crypto import SecretBox, load_or_create_secret, previous_secrets
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
 from neurocortex.execution.runners.process import ProcessRunner
@@ -50,7 +50,10 @@ async def build_services(settings: Settings) -> Services:
         runners=runners,
         settings=settings,
         db=db,
-        box=SecretBox(load_or_create_secret(settings.secret_key, settings.data_dir)),
+        box=SecretBox(
+            load_or_create_secret(settings.secret_key, settings.data_dir),
+            previous_secrets(settings.previous_secret_keys, settings.data_dir),
+        ),
         datastore=Datastore(settings.attachment_directory),
         catalog_loader=CatalogLoader(
             settings.analyzers, settings.responders, available & set(settings.runners)

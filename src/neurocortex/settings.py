@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     runners: CommaList = Field(default_factory=lambda: ["docker", "process"])
     misp_modules: CommaList = Field(default_factory=list)
     secret_key: str | None = None
+    previous_secret_keys: CommaList = Field(default_factory=list)
+    """Secrets in use before a rotation (`neurocortex secrets rotate`) when NEUROCORTEX_SECRET_KEY is set:
+    still read, never written with."""
 
     # -- jobs --
     job_directory: Path | None = None
@@ -153,6 +156,7 @@ class Settings(BaseSettings):
         "ldap_server_names",
         "ad_server_names",
         "directory_default_roles",
+        "previous_secret_keys",
         mode="before",
     )(_split_commas)
 

@@ -86,7 +86,12 @@ async def active_user(svc: Services, user_id: str, cached: bool = True) -> dict[
 
 async def user_for_key(svc: Services, api_key: str) -> dict[str, Any] | None:
     key_hash = svc.box.lookup_hash(api_key)
-    return await _active(svc, t.user.c.key_hash == key_hash, ("key", key_hash))
+    user = await _active(svc, t.user.c.key_hash == key_hash, ("key", key_hash))
+    if user is None and svc.box.has_previous:
+        # a key stored with the previous secret, while a rotation is not finished everywhere
+        hashes = svc.box.previous_lookup_hashes(api_key)
+        user = await _active(svc, t.user.c.key_hash.in_(hashes), None)
+    return user
 
 
 async def _active(svc: Services, condition: Any, cache_key: tuple[str, str] | None) -> dict[str, Any] | None:
