@@ -16,7 +16,17 @@ from fastapi import FastAPI
 from neurocortex import __version__
 from neurocortex.api import errors
 from neurocortex.api.middleware import CortexMiddleware
-from neurocortex.api.routes import dblists, jobs, organizations, quotas, status, stream, users, workers
+from neurocortex.api.routes import (
+    api_keys,
+    dblists,
+    jobs,
+    organizations,
+    quotas,
+    status,
+    stream,
+    users,
+    workers,
+)
 from neurocortex.auth.providers import PasswordLogin
 from neurocortex.crypto import SecretBox, load_or_create_secret, previous_secrets
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
@@ -135,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
     for router in (status.router, stream.router, jobs.router, workers.analyzers, workers.responders,
-                   users.router, organizations.router, dblists.router, quotas.router, pages.router):  # fmt: skip
+                   users.router, api_keys.router, organizations.router, dblists.router, quotas.router, pages.router):  # fmt: skip
         app.include_router(router)
     app.add_middleware(CortexMiddleware, max_body=settings.max_upload_size)
     return app

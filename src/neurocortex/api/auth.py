@@ -19,7 +19,7 @@ from starlette.requests import Request
 from neurocortex.auth.context import AuthContext, init_context
 from neurocortex.auth.sessions import SESSION_COOKIE, XSRF_COOKIE, XSRF_HEADER, decode_session
 from neurocortex.errors import AuthenticationError, AuthorizationError
-from neurocortex.services import users
+from neurocortex.services import api_keys, users
 from neurocortex.services.base import Services
 
 SETUP_TOKEN_HEADER = "X-Neurocortex-Setup-Token"
@@ -86,7 +86,9 @@ async def authenticate(request: Request) -> AuthContext:
             return _context(user, "session", request_id)
     authorization = request.headers.get("authorization", "").strip()
     if authorization.startswith("Bearer "):
-        user = await users.user_for_key(svc, authorization[7:].strip())
+        key = authorization[7:].strip()
+        user = await api_keys.user_for_key(svc, key) if api_keys.is_named_key(key) else None
+        user = user or await users.user_for_key(svc, key)
         if user is not None:
             return _context(user, "key", request_id)
     if svc.settings.auth_basic and authorization[:6].lower() == "basic ":

@@ -328,7 +328,7 @@ async def _admin_target(svc: Services, ctx: AuthContext, user_id: str) -> dict[s
     return user
 
 
-async def _self_or_admin(svc: Services, ctx: AuthContext, user_id: str) -> dict[str, Any]:
+async def self_or_admin(svc: Services, ctx: AuthContext, user_id: str) -> dict[str, Any]:
     user = await get(svc, user_id)
     if user is None or not (ctx.is_superadmin or user["organization"] == ctx.organization):
         raise NotFoundError(f"user {user_id} not found")
@@ -362,14 +362,14 @@ async def change_password(svc: Services, ctx: AuthContext, user_id: str, current
 
 
 async def get_key(svc: Services, ctx: AuthContext, user_id: str) -> str:
-    user = await _self_or_admin(svc, ctx, user_id)
+    user = await self_or_admin(svc, ctx, user_id)
     if not user["key_encrypted"]:
         raise BadRequestError(f"User {user_id} hasn't key")
     return svc.box.decrypt(user["key_encrypted"])
 
 
 async def renew_key(svc: Services, ctx: AuthContext, user_id: str) -> str:
-    await _self_or_admin(svc, ctx, user_id)
+    await self_or_admin(svc, ctx, user_id)
     return await _store_key(svc, ctx, user_id, new_api_key())
 
 
