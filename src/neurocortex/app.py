@@ -22,11 +22,13 @@ from neurocortex.api.routes import (
     jobs,
     organizations,
     quotas,
+    sso,
     status,
     stream,
     users,
     workers,
 )
+from neurocortex.auth.oidc import SsoLogin
 from neurocortex.auth.providers import PasswordLogin
 from neurocortex.crypto import SecretBox, load_or_create_secret, previous_secrets
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
@@ -91,12 +93,14 @@ def _sandbox(settings: Settings) -> SandboxRunner:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     password_login = PasswordLogin.from_settings(settings)  # a misconfigured provider stops the start
+    sso_login = SsoLogin(settings) if "oauth2" in settings.auth_providers else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = await build_services(settings)
         app.state.services = svc
         app.state.password_login = password_login
+        app.state.sso = sso_login
         app.state.users_exist = await user_service.any_user_exists(svc)
         app.state.setup_token = settings.setup_token or secrets.token_urlsafe(24)
         for name, value in (
@@ -144,7 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
-    for router in (status.router, stream.router, jobs.router, workers.analyzers, workers.responders,
+    for router in (status.router, sso.router, stream.router, jobs.router, workers.analyzers, workers.responders,
                    users.router, api_keys.router, organizations.router, dblists.router, quotas.router, pages.router):  # fmt: skip
         app.include_router(router)
     app.add_middleware(CortexMiddleware, max_body=settings.max_upload_size)

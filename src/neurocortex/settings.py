@@ -144,6 +144,37 @@ class Settings(BaseSettings):
     directory_default_organization: str | None = None
     directory_default_roles: CommaList = Field(default_factory=lambda: ["read"])
 
+    # -- single sign-on: OAuth2 / OpenID Connect (Cortex's auth.oauth2.* and auth.sso.*); on when
+    # NEUROCORTEX_AUTH_PROVIDERS names `oauth2` --
+    oauth2_issuer: str | None = None
+    """OpenID provider whose discovery document (`<issuer>/.well-known/openid-configuration`) gives the
+    endpoints and keys; ID tokens are then verified."""
+    oauth2_authorization_url: str | None = None
+    oauth2_token_url: str | None = None
+    oauth2_user_url: str | None = None
+    """Plain OAuth2 endpoints (Cortex's settings), for a provider without discovery."""
+    oauth2_client_id: str | None = None
+    oauth2_client_secret: SecretStr | None = None
+    oauth2_redirect_uri: str | None = None
+    """This server's `/api/ssoLogin` as the provider knows it, e.g. https://cortex.example/api/ssoLogin."""
+    oauth2_scope: CommaList = Field(default_factory=lambda: ["openid", "profile", "email"])
+    sso_autocreate: bool = False
+    sso_autoupdate: bool = False
+    sso_autologin: bool = False
+    sso_mapper: str = "simple"
+    """simple: roles and organization from claims; group: from the groups claim through the mappings."""
+    sso_attribute_login: str = "preferred_username"
+    sso_attribute_name: str = "name"
+    sso_attribute_roles: str = "roles"
+    sso_attribute_groups: str = "groups"
+    sso_attribute_organization: str = "organization"
+    sso_default_roles: CommaList = Field(default_factory=list)
+    sso_default_organization: str | None = None
+    sso_group_roles: dict[str, list[str]] = Field(default_factory=dict)
+    """group → roles (JSON), for the group mapper: a user gets the roles of all their groups."""
+    sso_group_organizations: dict[str, str] = Field(default_factory=dict)
+    """group → organization (JSON), for the group mapper: the first of the user's groups that has one."""
+
     log_level: str = "info"
 
     _split = field_validator(
@@ -157,6 +188,8 @@ class Settings(BaseSettings):
         "ad_server_names",
         "directory_default_roles",
         "previous_secret_keys",
+        "oauth2_scope",
+        "sso_default_roles",
         mode="before",
     )(_split_commas)
 

@@ -217,6 +217,39 @@ async def provision(
     return row
 
 
+async def apply_identity(
+    svc: Services, login: str, name: str, organization: str | None, roles: list[str], updated_by: str
+) -> None:
+    """Bring a user in line with what an identity provider says (auto-update); what the rules refuse (an
+    organization that is not Active, superadmin outside `cortex`) is left as it was."""
+    changes: dict[str, Any] = {"name": name}
+    valid_roles = [r for r in dict.fromkeys(r.lower() for r in roles) if r in ROLES]
+    target = await get(svc, login)
+    if target is None:
+        return
+    org_id = organization or target["organization"]
+    org = await organizations.get(svc, org_id)
+    if org is not None and org["status"] == "Active":
+        try:
+            _check_cortex_roles(org_id, valid_roles or target["roles"])
+        except BadRequestError:
+            pass
+        else:
+            changes["organization"] = org_id
+            if valid_roles:
+                changes["roles"] = valid_roles
+    if all(target.get(k) == v for k, v in changes.items()):
+        return
+    async with svc.db.write() as conn:
+        await conn.execute(
+            update(t.user)
+            .where(t.user.c.id == login)
+            .values(changes | {"updatedBy": updated_by, "updatedAt": now_ms()})
+        )
+    svc.users_cache.clear()
+    svc.publish(updated_by, "", "user", login, "Update", org_id, public(target | changes), changes)
+
+
 def _check_cortex_roles(org: str, roles: list[str] | None) -> None:
     if roles is None:
         return

@@ -38,9 +38,9 @@ async def status(request: Request) -> Response:
             "config": {
                 "protectDownloadsWith": svc.settings.attachment_password,
                 # as Cortex: `key` first, then the providers in their order; capabilities are their union
-                "authType": ["key", *password_login.names],
+                "authType": ["key", *password_login.names] + (["oauth2"] if request.app.state.sso else []),
                 "capabilities": ["authByKey", *password_login.capabilities],
-                "ssoAutoLogin": False,
+                "ssoAutoLogin": bool(request.app.state.sso) and svc.settings.sso_autologin,
             },
         }
     )
