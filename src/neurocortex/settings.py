@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     trusted_proxies: CommaList = Field(default_factory=list)
     """Addresses or networks of the reverse proxies whose identity headers (auth_header, client
     certificate) are believed; such headers from anywhere else are ignored."""
+    x509_header: str | None = None
+    """Header in which a trusted reverse proxy passes the client certificate it verified (URL-escaped PEM,
+    nginx's `$ssl_client_escaped_cert`); off while unset."""
+    x509_verify_header: str = "X-SSL-Client-Verify"
+    """Header with the proxy's verification result; only `SUCCESS` is accepted."""
+    x509_login_attribute: Literal["cn", "email", "uid"] = "cn"
+    """What of the certificate is the login: subject CN, e-mail (SAN, else subject), or subject UID."""
     login_max_failures: int = Field(10, ge=1)
     """Bad passwords one account may get in the failure window; further attempts are refused until the
     oldest falls out of the window."""

@@ -1,4 +1,5 @@
-"""Who is calling, in Cortex's order (§6.1): session cookie, API key, HTTP Basic (when switched on), the
+"""Who is calling, in Cortex's order (§6.1): session cookie, API key, a client certificate passed by a
+trusted reverse proxy (beyond Cortex; when switched on), HTTP Basic (when switched on), the
 `init` pseudo-user while no user exists — only from a loopback address or with the setup token printed at
 start — then a login header set by a trusted reverse proxy (when switched on).
 Roles are any-of: each route names the roles it accepts and one of them is enough."""
@@ -18,6 +19,7 @@ from starlette.requests import Request
 
 from neurocortex.auth.context import AuthContext, init_context
 from neurocortex.auth.sessions import SESSION_COOKIE, XSRF_COOKIE, XSRF_HEADER, decode_session
+from neurocortex.auth.x509 import certificate_login
 from neurocortex.errors import AuthenticationError, AuthorizationError
 from neurocortex.services import api_keys, users
 from neurocortex.services.base import Services
@@ -91,6 +93,9 @@ async def authenticate(request: Request) -> AuthContext:
         user = user or await users.user_for_key(svc, key)
         if user is not None:
             return _context(user, "key", request_id)
+    user = await _certificate_user(request, svc)
+    if user is not None:
+        return _context(user, "x509", request_id)
     if svc.settings.auth_basic and authorization[:6].lower() == "basic ":
         login, password = _basic_credentials(authorization[6:])
         user, _provider = await request.app.state.password_login.login(
@@ -105,6 +110,18 @@ async def authenticate(request: Request) -> AuthContext:
         if user is not None:
             return _context(user, "header", request_id)
     raise AuthenticationError()
+
+
+async def _certificate_user(request: Request, svc: Services) -> dict | None:
+    settings = svc.settings
+    if not settings.x509_header or not request.headers.get(settings.x509_header):
+        return None
+    if request.headers.get(settings.x509_verify_header) != "SUCCESS":
+        return None
+    if not from_trusted_proxy(request, settings.trusted_proxies):
+        return None
+    login = certificate_login(request.headers[settings.x509_header], settings.x509_login_attribute)
+    return await users.active_user(svc, login) if login else None
 
 
 def _basic_credentials(encoded: str) -> tuple[str, str]:
