@@ -22,6 +22,7 @@ from ldap3 import BASE, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException, LDAPStartTLSError
 from ldap3.utils.conv import escape_filter_chars
 
+from neurocortex.auth.providers import ProviderUnavailable
 from neurocortex.services import users
 from neurocortex.services.base import Services
 from neurocortex.settings import Settings
@@ -29,7 +30,7 @@ from neurocortex.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class DirectoryUnavailable(Exception):
+class DirectoryUnavailable(ProviderUnavailable):
     """No configured server could be reached."""
 
 

@@ -1,4 +1,5 @@
-"""Single sign-on with OAuth2 / OpenID Connect (Cortex's `auth.oauth2.*`, `auth.sso.*`, spec §6.5), on authlib.
+"""Single sign-on with OAuth2 / OpenID Connect (Cortex's `auth.oauth2.*`, `auth.sso.*`, spec §6.5): authlib's
+PKCE and token helpers, joserfc (authlib's JOSE successor) for the ID token, httpx for the calls.
 
 `/api/ssoLogin` without a code sends the browser to the provider (authorization-code flow with PKCE, a
 state and a nonce kept in an encrypted cookie); with one, it exchanges the code, verifies the ID token
@@ -8,6 +9,7 @@ name, roles and organization, and finds — or creates, or updates — the user.
 
 from __future__ import annotations
 
+import hmac
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +17,12 @@ from typing import Any
 import httpx
 import orjson
 from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import AsyncOAuth2Client
-from authlib.jose import JsonWebKey, jwt
-from authlib.jose.errors import JoseError
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from joserfc.jwt import JWTClaimsRegistry
 
 from neurocortex.auth.context import ROLES
 from neurocortex.crypto import SecretBox
@@ -88,16 +93,6 @@ class SsoLogin:
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0
 
-    def _client(self) -> AsyncOAuth2Client:
-        return AsyncOAuth2Client(
-            self.client_id,
-            self.client_secret,
-            scope=" ".join(self.settings.oauth2_scope),
-            redirect_uri=self.settings.oauth2_redirect_uri,
-            code_challenge_method="S256",
-            timeout=10,
-        )
-
     async def metadata(self) -> dict[str, Any]:
         """The provider's endpoints: discovered (and cached for an hour), or as configured."""
         settings = self.settings
@@ -120,11 +115,20 @@ class SsoLogin:
     async def start(self, box: SecretBox) -> tuple[str, str]:
         """(URL to send the browser to, value of the flow cookie)."""
         metadata = await self.metadata()
-        verifier, nonce = generate_token(48), generate_token(24)
-        async with self._client() as client:
-            url, state = client.create_authorization_url(
-                metadata["authorization_endpoint"], code_verifier=verifier, nonce=nonce
-            )
+        state, nonce, verifier = generate_token(30), generate_token(30), generate_token(48)
+        url = add_params_to_uri(
+            metadata["authorization_endpoint"],
+            [
+                ("response_type", "code"),
+                ("client_id", self.client_id),
+                ("redirect_uri", self.settings.oauth2_redirect_uri),
+                ("scope", " ".join(self.settings.oauth2_scope)),
+                ("state", state),
+                ("nonce", nonce),
+                ("code_challenge", create_s256_code_challenge(verifier)),
+                ("code_challenge_method", "S256"),
+            ],
+        )
         flow = {"state": state, "nonce": nonce, "verifier": verifier, "expires": time.time() + FLOW_LIFETIME}
         return url, box.encrypt(orjson.dumps(flow).decode())
 
@@ -134,24 +138,42 @@ class SsoLogin:
             flow = orjson.loads(box.decrypt(cookie or ""))
         except (ValueError, orjson.JSONDecodeError):
             raise AuthenticationError("The single sign-on was not started here, or took too long") from None
-        if flow.get("state") != state or flow.get("expires", 0) < time.time():
+        if not hmac.compare_digest(str(flow.get("state")), state) or flow.get("expires", 0) < time.time():
             raise AuthenticationError("The single sign-on was not started here, or took too long")
         metadata = await self.metadata()
-        async with self._client() as client:
-            try:
-                token = await client.fetch_token(
-                    metadata["token_endpoint"], code=code, code_verifier=flow["verifier"]
+        async with httpx.AsyncClient(timeout=10) as http:
+            response = await http.post(
+                metadata["token_endpoint"],
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": self.settings.oauth2_redirect_uri,
+                    "code_verifier": flow["verifier"],
+                },
+                auth=(self.client_id, self.client_secret or ""),
+                headers={"Accept": "application/json"},
+            )
+            token = (
+                response.json()
+                if response.headers.get("content-type", "").startswith("application/json")
+                else {}
+            )
+            if response.status_code != 200 or not token.get("access_token"):
+                reason = (
+                    token.get("error_description") or token.get("error") or f"HTTP {response.status_code}"
                 )
-            except Exception as exc:  # authlib raises OAuthError, httpx its own: both mean "no token"
-                raise AuthenticationError(f"The identity provider refused the code: {exc}") from None
+                raise AuthenticationError(f"The identity provider refused the code: {reason}")
             claims: dict[str, Any] = {}
             if "jwks" in metadata:
                 claims = self._verified_id_token(metadata, token.get("id_token"), flow["nonce"])
             if metadata.get("userinfo_endpoint"):
-                response = await client.get(metadata["userinfo_endpoint"])
-                if response.status_code != 200:
+                info_response = await http.get(
+                    metadata["userinfo_endpoint"],
+                    headers={"Authorization": f"Bearer {token['access_token']}"},
+                )
+                if info_response.status_code != 200:
                     raise AuthenticationError("The identity provider refused the user information")
-                info = response.json()
+                info = info_response.json()
                 if claims and info.get("sub") != claims.get("sub"):
                     raise AuthenticationError("The user information is not about the authenticated user")
                 claims = claims | info
@@ -162,20 +184,20 @@ class SsoLogin:
     ) -> dict[str, Any]:
         if not id_token:
             raise AuthenticationError("The identity provider sent no ID token")
+        registry = JWTClaimsRegistry(
+            leeway=60,
+            iss={"essential": True, "value": metadata["issuer"]},
+            aud={"essential": True, "value": self.client_id},
+            nonce={"essential": True, "value": nonce},
+            exp={"essential": True},
+            sub={"essential": True},
+        )
         try:
-            claims = jwt.decode(
-                id_token,
-                JsonWebKey.import_key_set(metadata["jwks"]),
-                claims_options={
-                    "iss": {"essential": True, "value": metadata["issuer"]},
-                    "aud": {"essential": True, "value": self.client_id},
-                    "nonce": {"essential": True, "value": nonce},
-                },
-            )
-            claims.validate(leeway=60)
+            token = jwt.decode(id_token, KeySet.import_key_set(metadata["jwks"]))
+            registry.validate(token.claims)
         except JoseError as exc:
             raise AuthenticationError(f"The ID token is not valid: {exc}") from None
-        return dict(claims)
+        return dict(token.claims)
 
 
 async def user_for_identity(svc: Services, identity: Identity) -> dict[str, Any]:

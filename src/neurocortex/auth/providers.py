@@ -19,6 +19,10 @@ from neurocortex.settings import Settings
 log = logging.getLogger(__name__)
 
 
+class ProviderUnavailable(Exception):
+    """The provider could not check the password (its directory cannot be reached)."""
+
+
 class PasswordProvider(Protocol):
     name: str
     capabilities: tuple[str, ...]
@@ -50,7 +54,7 @@ def build_providers(settings: Settings) -> list[PasswordProvider]:
             from neurocortex.auth.ldap import ActiveDirectoryProvider
 
             providers.append(ActiveDirectoryProvider.from_settings(settings))
-        elif name in ("oauth2", "oidc"):
+        elif name == "oauth2":
             continue  # single sign-on is a redirect flow, not a password check (see auth/oidc.py)
         else:
             raise ValueError(f"unknown authentication provider {name!r} in NEUROCORTEX_AUTH_PROVIDERS")
@@ -80,6 +84,9 @@ class PasswordLogin:
             for provider in self.providers:
                 try:
                     user = await provider.authenticate(svc, login, password)
+                except ProviderUnavailable as exc:
+                    log.warning("authentication provider %s is unavailable: %s", provider.name, exc)
+                    continue
                 except Exception:
                     # a directory that is down must not hide the providers after it
                     log.exception("authentication provider %s failed", provider.name)

@@ -14,6 +14,7 @@ from collections import deque
 from neurocortex.errors import RateLimitExceeded
 
 MAX_TRACKED = 100_000  # keys kept at most; beyond, the quietest are forgotten first
+MAX_LOGIN = 256  # characters of a login kept as a key: a megabyte "login" must not cost a megabyte
 
 
 class LoginThrottle:
@@ -27,7 +28,7 @@ class LoginThrottle:
         """Raise if this account or this address has failed too often lately."""
         now = time.monotonic()
         for kind, key, limit in (
-            ("account", login.lower(), self.max_failures),
+            ("account", login[:MAX_LOGIN].lower(), self.max_failures),
             ("address", address, self.max_address_failures),
         ):
             failures = self._recent(kind, key, now)
@@ -40,11 +41,11 @@ class LoginThrottle:
         now = time.monotonic()
         if len(self._failures) >= MAX_TRACKED:
             self._forget_stale(now)
-        for key in (("account", login.lower()), ("address", address)):
+        for key in (("account", login[:MAX_LOGIN].lower()), ("address", address)):
             self._failures.setdefault(key, deque()).append(now)
 
     def succeeded(self, login: str) -> None:
-        self._failures.pop(("account", login.lower()), None)
+        self._failures.pop(("account", login[:MAX_LOGIN].lower()), None)
 
     def _recent(self, kind: str, key: str, now: float) -> deque[float]:
         failures = self._failures.get((kind, key))

@@ -75,7 +75,7 @@ async def create_key(
     svc: Services, ctx: AuthContext, user_id: str, fields: dict[str, Any]
 ) -> tuple[dict[str, Any], str]:
     """The new key's row and the key itself, which is not kept and cannot be read again."""
-    await users.self_or_admin(svc, ctx, user_id)
+    owner = await users.self_or_admin(svc, ctx, user_id)
     errors = [unknown_attribute(k, v) for k, v in fields.items() if k not in CREATE_FIELDS]
     name = fields.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 255:
@@ -101,13 +101,20 @@ async def create_key(
     async with svc.db.write() as conn:
         await conn.execute(insert(t.api_key).values(row))
     svc.publish(
-        ctx.user_id, ctx.request_id, "apiKey", row["id"], "Creation", None, public(row), root_id=user_id
+        ctx.user_id,
+        ctx.request_id,
+        "apiKey",
+        row["id"],
+        "Creation",
+        owner["organization"],
+        public(row),
+        root_id=user_id,
     )
     return row, key
 
 
 async def revoke_key(svc: Services, ctx: AuthContext, user_id: str, key_id: str) -> None:
-    await users.self_or_admin(svc, ctx, user_id)
+    owner = await users.self_or_admin(svc, ctx, user_id)
     now = now_ms()
     async with svc.db.write() as conn:
         changed = await conn.execute(
@@ -119,7 +126,14 @@ async def revoke_key(svc: Services, ctx: AuthContext, user_id: str, key_id: str)
         raise NotFoundError(f"API key {key_id} not found")
     svc.users_cache.clear()
     svc.publish(
-        ctx.user_id, ctx.request_id, "apiKey", key_id, "Update", None, {"revokedAt": now}, root_id=user_id
+        ctx.user_id,
+        ctx.request_id,
+        "apiKey",
+        key_id,
+        "Update",
+        owner["organization"],
+        {"revokedAt": now},
+        root_id=user_id,
     )
 
 
