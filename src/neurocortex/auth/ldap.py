@@ -18,7 +18,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from ldap3 import BASE, SUBTREE, Connection, Server, Tls
+from ldap3 import SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException, LDAPStartTLSError
 from ldap3.utils.conv import escape_filter_chars
 
@@ -212,6 +212,8 @@ class ActiveDirectoryProvider(DirectoryProvider):
                 "the ad provider needs NEUROCORTEX_AD_SERVER_NAMES or NEUROCORTEX_AD_DOMAIN_FQDN"
             )
         ad_bind_name("probe", self.domain_name, self.domain_fqdn)  # fails at start when neither is set
+        fqdn = settings.ad_domain_fqdn or ""
+        self.base_dn = ",".join(f"dc={part}" for part in fqdn.split(".") if part)
         self.servers = DirectoryServers(
             names, settings.ad_use_ssl, settings.ad_start_tls, settings.ad_ca_file, settings.ldap_timeout
         )
@@ -226,13 +228,17 @@ class ActiveDirectoryProvider(DirectoryProvider):
             connection = self.servers.connect(bind_name, password)
         except CredentialsRefused:
             return None
+        name = user_id
         try:
-            # the bound user reads their own entry for a display name (`whoami` gives its DN on AD)
-            who = connection.extend.standard.who_am_i() or ""
-            dn = who[3:] if who.startswith("dn:") else ""
-            name = user_id
-            if dn and connection.search(dn, "(objectClass=*)", BASE, attributes=["displayName", "cn"]):
-                name = _display_name(connection.entries[0].entry_attributes_as_dict, user_id)
+            if self.base_dn:
+                # the bound user reads their own entry for a display name
+                search = f"(sAMAccountName={escape_filter_chars(user_id)})"
+                connection.search(
+                    self.base_dn, search, SUBTREE, attributes=["displayName", "cn"], size_limit=1
+                )
+                entries = [e for e in connection.response or [] if e.get("type") == "searchResEntry"]
+                if entries:
+                    name = _display_name(entries[0].get("attributes", {}), user_id)
         finally:
             connection.unbind()
         return user_id, name
