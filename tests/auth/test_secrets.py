@@ -10,6 +10,7 @@ import json
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,9 +22,35 @@ from neurocortex.services.secrets import _reencrypt
 from neurocortex.store import tables as t
 from neurocortex.store.db import Database
 from tests.auth.conftest import running
-from tests.conftest import Server, Tenant, bootstrap_superadmin, enable, new_tenant, run_and_wait
+from tests.conftest import (
+    ROOT,
+    TEST_WORKERS,
+    Server,
+    Tenant,
+    bootstrap_superadmin,
+    enable,
+    new_tenant,
+    run_and_wait,
+)
 
+# the Vault test analyzer lives beside these tests, so that suites counting the shared test workers do
+# not see it
+VAULT_SOURCE = Path(__file__).resolve().parent / "workers" / "analyzers"
 MASK = "********"
+
+
+def with_vault() -> dict[str, str]:
+    return {
+        "NEUROCORTEX_ANALYZERS": f"{ROOT / 'neurons' / 'analyzers'},{TEST_WORKERS / 'analyzers'},{VAULT_SOURCE}"
+    }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running(tmp_path_factory.mktemp("server"), with_vault()) as srv:
+        yield srv
+
+
 TOKEN = "tok-Secret-1234567"
 
 
@@ -132,7 +159,7 @@ def readable_with(secret: bytes, tokens: list[str]) -> bool:
 
 
 def test_rotation_reencrypts_and_keeps_keys_sessions_and_configurations(tmp_path: Path) -> None:
-    with running(tmp_path, {}) as srv:
+    with running(tmp_path, with_vault()) as srv:
         superadmin = bootstrap_superadmin(srv)
         tenant = new_tenant(superadmin)
         worker = enable(tenant.admin, "analyzer", "Vault_1_0", configuration={"token": TOKEN})
