@@ -177,7 +177,7 @@ def test_rotation_reencrypts_and_keeps_keys_sessions_and_configurations(tmp_path
         stored = stored_configurations(srv)
         assert readable_with(new, stored) and not readable_with(old, stored)
 
-        srv.start()
+        srv.start(timeout=120)  # a restart on a busy CI machine can be slow
         assert tenant.analyst.get("/api/user/current").status_code == 200  # API keys re-keyed
         assert session.get("/api/user/current").status_code == 200  # sessions signed with the old key
         assert run(tenant.analyst, worker["id"], "ok")["report"]["full"]["sha256"] == sha(TOKEN)
@@ -196,7 +196,7 @@ def test_rotation_reencrypts_and_keeps_keys_sessions_and_configurations(tmp_path
 
         asyncio.run(half_done())
         # ...leaves a server that reads everything
-        srv.start()
+        srv.start(timeout=120)  # a restart on a busy CI machine can be slow
         assert tenant.analyst.get("/api/user/current").status_code == 200
         assert run(tenant.analyst, worker["id"], "ok")["report"]["full"]["sha256"] == sha(TOKEN)
         srv.stop()
@@ -204,6 +204,6 @@ def test_rotation_reencrypts_and_keeps_keys_sessions_and_configurations(tmp_path
         assert rotate(srv).returncode == 0
         assert (srv.data_dir / "secret.key").read_bytes().strip() == upcoming
         assert readable_with(upcoming, stored_configurations(srv))
-        srv.start()
+        srv.start(timeout=120)  # a restart on a busy CI machine can be slow
         assert tenant.analyst.get("/api/user/current").status_code == 200
         assert run(tenant.analyst, worker["id"], "ok")["report"]["full"]["sha256"] == sha(TOKEN)
