@@ -16,8 +16,22 @@ from fastapi import FastAPI
 from neurocortex import __version__
 from neurocortex.api import errors
 from neurocortex.api.middleware import CortexMiddleware
-from neurocortex.api.routes import dblists, jobs, misp, organizations, quotas, status, stream, users, workers
-from neurocortex.crypto import SecretBox, load_or_create_secret
+from neurocortex.api.routes import (
+    api_keys,
+    dblists,
+    jobs,
+    misp,
+    organizations,
+    quotas,
+    sso,
+    status,
+    stream,
+    users,
+    workers,
+)
+from neurocortex.auth.oidc import SsoLogin
+from neurocortex.auth.providers import PasswordLogin
+from neurocortex.crypto import SecretBox, load_or_create_secret, previous_secrets
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
 from neurocortex.execution.runners.misp_modules import MispModulesRunner
@@ -57,7 +71,10 @@ async def build_services(settings: Settings) -> Services:
         runners=runners,
         settings=settings,
         db=db,
-        box=SecretBox(load_or_create_secret(settings.secret_key, settings.data_dir)),
+        box=SecretBox(
+            load_or_create_secret(settings.secret_key, settings.data_dir),
+            previous_secrets(settings.previous_secret_keys, settings.data_dir),
+        ),
         datastore=Datastore(settings.attachment_directory),
         catalog_loader=catalog_loader(settings),
     )
@@ -108,11 +125,15 @@ def _sandbox(settings: Settings) -> SandboxRunner:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    password_login = PasswordLogin.from_settings(settings)  # a misconfigured provider stops the start
+    sso_login = SsoLogin(settings) if "oauth2" in settings.auth_providers else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = await build_services(settings)
         app.state.services = svc
+        app.state.password_login = password_login
+        app.state.sso = sso_login
         app.state.users_exist = await user_service.any_user_exists(svc)
         app.state.setup_token = settings.setup_token or secrets.token_urlsafe(24)
         if not app.state.users_exist:
@@ -158,8 +179,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
-    for router in (status.router, stream.router, jobs.router, workers.analyzers, workers.responders,
-                   users.router, organizations.router, dblists.router, quotas.router, misp.router):  # fmt: skip
+    for router in (status.router, sso.router, stream.router, jobs.router, workers.analyzers, workers.responders,
+                   users.router, api_keys.router, organizations.router, dblists.router, quotas.router,
+                   misp.router):  # fmt: skip
         app.include_router(router)
     pages.install(app)
     app.add_middleware(CortexMiddleware, max_body=settings.max_upload_size)

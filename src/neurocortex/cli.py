@@ -26,6 +26,8 @@ misp_app = typer.Typer(
     help="MISP integration: the misp-modules servers used as analyzers.", no_args_is_help=True
 )
 app.add_typer(misp_app, name="misp")
+secrets_app = typer.Typer(help="Secrets at rest: rotate the key that encrypts them.", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env NEUROCORTEX_DATA_DIR]")]
@@ -88,6 +90,50 @@ def serve(
         http="httptools",
         loop="uvloop",
     )
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Re-encrypt worker configurations and API keys with a new secret; the old one stays readable.
+
+    Safe to run again after an interruption: it finishes with the same new secret. With the secret in
+    NEUROCORTEX_SECRET_KEY, give the new one in NEUROCORTEX_NEW_SECRET_KEY. Restart the servers afterwards.
+    """
+    import os
+
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    new_secret = os.environ.get("NEUROCORTEX_NEW_SECRET_KEY", "").encode() or None
+    if settings.secret_key and not new_secret:
+        raise typer.BadParameter(
+            "NEUROCORTEX_SECRET_KEY is set: give the new secret in NEUROCORTEX_NEW_SECRET_KEY"
+        )
+    report = asyncio.run(_rotate(settings, new_secret))
+    console.print(
+        f"re-encrypted {report.workers} worker configurations, {report.base_configs} base configurations "
+        f"and {report.api_keys} API keys"
+    )
+    if settings.secret_key:
+        console.print(
+            "now set NEUROCORTEX_SECRET_KEY to the new secret and add the old one to "
+            "NEUROCORTEX_PREVIOUS_SECRET_KEYS, then restart the servers"
+        )
+    else:
+        console.print(
+            "the new secret is in secret.key, the old one in secret.key.previous: restart the servers"
+        )
+
+
+async def _rotate(settings: Settings, new_secret: bytes | None):
+    from neurocortex.services import secrets
+    from neurocortex.store.db import Database, ensure_sqlite_directory
+
+    ensure_sqlite_directory(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    try:
+        await db.migrate()
+        return await secrets.rotate(settings, db, new_secret)
+    finally:
+        await db.close()
 
 
 @app.command()

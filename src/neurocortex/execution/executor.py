@@ -17,13 +17,14 @@ from typing import Any
 import orjson
 
 from neurocortex.execution.environments import environment_python
-from neurocortex.execution.jobdir import JobDirectory, JobInput, build_config, redact
+from neurocortex.execution.jobdir import JobDirectory, JobInput, build_config
 from neurocortex.execution.runners.base import Runner, RunSpec
 from neurocortex.execution.runners.process import command_argv
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
 from neurocortex.services import attachments, results, workers
 from neurocortex.services.base import Services
 from neurocortex.services.catalog import WorkerDefinition
+from neurocortex.services.config_secrets import redact_input, redacted_names, scrub, secret_values
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,15 @@ class Executor:
         definition = svc.catalog.get(worker["type"], worker["workerDefinitionId"])
         configuration = workers.decrypt_configuration(svc, worker)
         config = build_config(definition.config if definition else {}, configuration)
+        redacted = redacted_names(workers.configuration_items(svc, worker), config)
+        hidden = secret_values(config, redacted)
+
+        async def fail(message: str, input_document: dict | str | None = None) -> None:
+            # a failed job's input and error message (the worker's own output) must not carry its secrets
+            if isinstance(input_document, dict):
+                input_document = orjson.dumps(redact_input(input_document, redacted)).decode()
+            await results.fail(svc, job, scrub(message, hidden) or "", scrub(input_document, hidden))
+
         job_input = JobInput(
             job_id=job["id"],
             data_type=job["dataType"],
@@ -102,7 +112,7 @@ class Executor:
 
         violation = policy_violation(job, config)
         if violation:
-            await results.fail(svc, job, violation, orjson.dumps(redact(_input_document(job_input))).decode())
+            await fail(violation, _input_document(job_input))
             return
 
         svc.settings.resolved_job_directory.mkdir(parents=True, exist_ok=True)
@@ -114,7 +124,7 @@ class Executor:
             try:
                 runner, spec = self._plan(worker, definition, directory, config)
             except WorkerCannotRun as exc:
-                await results.fail(svc, job, str(exc), orjson.dumps(redact(document)).decode())
+                await fail(str(exc), document)
                 return
             if isinstance(runner, SandboxRunner):
                 outcome = await runner.run(spec, self._sandbox_policy(worker))
@@ -127,16 +137,16 @@ class Executor:
                 )
                 if outcome.output.strip():
                     message += f"\n{outcome.output}"
-                await results.fail(svc, job, message, orjson.dumps(redact(document)).decode())
+                await fail(message, document)
                 return
             if outcome.error:
-                await results.fail(svc, job, outcome.error, orjson.dumps(redact(document)).decode())
+                await fail(outcome.error, document)
                 return
             if not directory.has_output():
                 directory.write_failure(outcome.output or "no output")
             output = await asyncio.to_thread(directory.read_output, svc.settings.max_output_json)
             if not output.success:
-                await results.fail(svc, job, output.error_message or "", output.input)
+                await fail(output.error_message or "", output.input)
                 return
             artifacts = []
             for artifact in output.artifacts:

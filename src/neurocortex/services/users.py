@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from neurocortex.auth.context import ROLES, AuthContext
 from neurocortex.auth.passwords import hash_password, needs_rehash, verify_password
+from neurocortex.auth.policy import check_password
 from neurocortex.errors import (
     AuthorizationError,
     BadRequestError,
@@ -85,7 +86,12 @@ async def active_user(svc: Services, user_id: str, cached: bool = True) -> dict[
 
 async def user_for_key(svc: Services, api_key: str) -> dict[str, Any] | None:
     key_hash = svc.box.lookup_hash(api_key)
-    return await _active(svc, t.user.c.key_hash == key_hash, ("key", key_hash))
+    user = await _active(svc, t.user.c.key_hash == key_hash, ("key", key_hash))
+    if user is None and svc.box.has_previous:
+        # a key stored with the previous secret, while a rotation is not finished everywhere
+        hashes = svc.box.previous_lookup_hashes(api_key)
+        user = await _active(svc, t.user.c.key_hash.in_(hashes), None)
+    return user
 
 
 async def _active(svc: Services, condition: Any, cache_key: tuple[str, str] | None) -> dict[str, Any] | None:
@@ -148,6 +154,8 @@ async def create(svc: Services, ctx: AuthContext, fields: dict[str, Any]) -> dic
     if not isinstance(target_org, str):
         errors.append(invalid_format("organization", target_org, "string"))
     raise_attribute_errors("user", errors)
+    if password:
+        check_password(svc.settings, password)
 
     org = await organizations.get(svc, target_org)
     allowed = ctx.is_superadmin or (target_org == ctx.organization and "superadmin" not in roles)
@@ -173,6 +181,73 @@ async def create(svc: Services, ctx: AuthContext, fields: dict[str, Any]) -> dic
         raise ConflictError(f"user {login} already exists") from None
     svc.publish(ctx.user_id, ctx.request_id, "user", login, "Creation", target_org, public(row))
     return row
+
+
+async def provision(
+    svc: Services, login: str, name: str, organization: str, roles: list[str], created_by: str
+) -> dict[str, Any] | None:
+    """Create a user vouched for by a directory or an identity provider (auto-creation), without a local
+    password; None if the organization cannot take them. A concurrent creation of the same login wins."""
+    org = await organizations.get(svc, organization)
+    valid_roles = [r for r in dict.fromkeys(r.lower() for r in roles) if r in ROLES]
+    if org is None or org["status"] != "Active":
+        return None
+    try:
+        _check_cortex_roles(organization, valid_roles)
+    except BadRequestError:
+        return None
+    row = {
+        "id": login,
+        "name": name,
+        "roles": valid_roles,
+        "status": "Ok",
+        "organization": organization,
+        "avatar": None,
+        "preferences": "{}",
+        "password": None,
+        "createdBy": created_by,
+        "createdAt": now_ms(),
+    }
+    try:
+        async with svc.db.write() as conn:
+            await conn.execute(insert(t.user).values(row))
+    except IntegrityError:
+        return await get(svc, login)
+    svc.publish(created_by, "", "user", login, "Creation", organization, public(row))
+    return row
+
+
+async def apply_identity(
+    svc: Services, login: str, name: str, organization: str | None, roles: list[str], updated_by: str
+) -> None:
+    """Bring a user in line with what an identity provider says (auto-update); what the rules refuse (an
+    organization that is not Active, superadmin outside `cortex`) is left as it was."""
+    changes: dict[str, Any] = {"name": name}
+    valid_roles = [r for r in dict.fromkeys(r.lower() for r in roles) if r in ROLES]
+    target = await get(svc, login)
+    if target is None:
+        return
+    org_id = organization or target["organization"]
+    org = await organizations.get(svc, org_id)
+    if org is not None and org["status"] == "Active":
+        try:
+            _check_cortex_roles(org_id, valid_roles or target["roles"])
+        except BadRequestError:
+            pass
+        else:
+            changes["organization"] = org_id
+            if valid_roles:
+                changes["roles"] = valid_roles
+    if all(target.get(k) == v for k, v in changes.items()):
+        return
+    async with svc.db.write() as conn:
+        await conn.execute(
+            update(t.user)
+            .where(t.user.c.id == login)
+            .values(changes | {"updatedBy": updated_by, "updatedAt": now_ms()})
+        )
+    svc.users_cache.clear()
+    svc.publish(updated_by, "", "user", login, "Update", org_id, public(target | changes), changes)
 
 
 def _check_cortex_roles(org: str, roles: list[str] | None) -> None:
@@ -286,7 +361,7 @@ async def _admin_target(svc: Services, ctx: AuthContext, user_id: str) -> dict[s
     return user
 
 
-async def _self_or_admin(svc: Services, ctx: AuthContext, user_id: str) -> dict[str, Any]:
+async def self_or_admin(svc: Services, ctx: AuthContext, user_id: str) -> dict[str, Any]:
     user = await get(svc, user_id)
     if user is None or not (ctx.is_superadmin or user["organization"] == ctx.organization):
         raise NotFoundError(f"user {user_id} not found")
@@ -299,6 +374,7 @@ async def set_password(svc: Services, ctx: AuthContext, user_id: str, password: 
     if not isinstance(password, str) or not password:
         raise_attribute_errors("user", [missing_attribute("password")])
     await _admin_target(svc, ctx, user_id)
+    check_password(svc.settings, password)
     await _apply(svc, ctx, user_id, {"password": hash_password(password)})
 
 
@@ -314,18 +390,19 @@ async def change_password(svc: Services, ctx: AuthContext, user_id: str, current
     user = await get(svc, user_id)
     if user is None or not verify_password(user["password"], current):
         raise AuthorizationError("Authentication failure")
+    check_password(svc.settings, password)
     await _apply(svc, ctx, user_id, {"password": hash_password(password)})
 
 
 async def get_key(svc: Services, ctx: AuthContext, user_id: str) -> str:
-    user = await _self_or_admin(svc, ctx, user_id)
+    user = await self_or_admin(svc, ctx, user_id)
     if not user["key_encrypted"]:
         raise BadRequestError(f"User {user_id} hasn't key")
     return svc.box.decrypt(user["key_encrypted"])
 
 
 async def renew_key(svc: Services, ctx: AuthContext, user_id: str) -> str:
-    await _self_or_admin(svc, ctx, user_id)
+    await self_or_admin(svc, ctx, user_id)
     return await _store_key(svc, ctx, user_id, new_api_key())
 
 

@@ -37,6 +37,7 @@ from neurocortex.services.catalog import (
     name_key_of,
     version_key,
 )
+from neurocortex.services.config_secrets import MASK, keep_masked, mask, write_only_names
 from neurocortex.services.scheduling import POLICIES, RATE_UNITS
 from neurocortex.store import tables as t
 from neurocortex.store.search import search as store_search
@@ -107,7 +108,7 @@ def worker_id(organization: str, name: str, worker_type: str) -> str:
 
 
 def _type_ok(item: ConfigurationItem, value: Any) -> bool:
-    if item.type in ("string", "text"):
+    if item.type in ("string", "text", "password"):
         return isinstance(value, str)
     if item.type == "number":
         return isinstance(value, int | float) and not isinstance(value, bool)
@@ -287,6 +288,16 @@ def decrypt_configuration(svc: Services, worker: dict[str, Any]) -> dict[str, An
     return orjson.loads(svc.box.decrypt(worker["configuration"]))
 
 
+def configuration_items(svc: Services, worker: dict[str, Any]) -> tuple[ConfigurationItem, ...]:
+    definition = svc.catalog.get(worker["type"], worker["workerDefinitionId"])
+    return accepted_items(svc, definition) if definition is not None else ()
+
+
+def masked_configuration(svc: Services, worker: dict[str, Any]) -> dict[str, Any]:
+    """The configuration as the API shows it: secrets write-only."""
+    return mask(decrypt_configuration(svc, worker), write_only_names(configuration_items(svc, worker)))
+
+
 async def enable(
     svc: Services, ctx: AuthContext, worker_type: str, definition_id: str, fields: dict[str, Any]
 ) -> dict[str, Any]:
@@ -299,9 +310,13 @@ async def enable(
         errors.append(missing_attribute("name") if name is None else invalid_format("name", name, "string"))
     limits = _check_limits(fields, errors)
     raise_attribute_errors("worker", errors)
-    configuration = validate_configuration(
-        accepted_items(svc, definition), fields.get("configuration", {}), name
-    )
+    items = accepted_items(svc, definition)
+    given = fields.get("configuration", {})
+    if isinstance(given, dict) and MASK in str(given):
+        # the UI pre-fills a new worker from the base configuration, whose secrets it saw masked
+        base = await stored_base_config(svc, ctx, worker_type, definition.base_config or definition.name)
+        given = keep_masked(given, base, write_only_names(items))
+    configuration = validate_configuration(items, given, name)
     command_path = definition.command_path
     row = {
         "id": worker_id(ctx.organization, name, worker_type),
@@ -393,7 +408,11 @@ async def update_worker(
     raise_attribute_errors("worker", errors)
     if "configuration" in fields:
         definition = svc.catalog.get(worker_type, worker["workerDefinitionId"])
-        configuration = fields["configuration"]
+        configuration = keep_masked(
+            fields["configuration"],
+            decrypt_configuration(svc, worker),
+            write_only_names(configuration_items(svc, worker)),
+        )
         if definition is not None:
             configuration = validate_configuration(
                 accepted_items(svc, definition), configuration, worker["name"]
@@ -577,6 +596,9 @@ async def save_base_config(
     if not isinstance(config, dict):
         raise BadRequestError("attribute config has invalid format")
     items = {item.name: item for item in configs[name][1]}
+    config = keep_masked(
+        config, await stored_base_config(svc, ctx, worker_type, name), write_only_names(items.values())
+    )
     cleaned = {}
     for key, value in config.items():
         item = items.get(key)

@@ -71,6 +71,22 @@ user = Table(
     *_system_columns(),
 )
 
+api_key = Table(
+    # beyond Cortex: a user's named API keys, each expiring and revocable on its own. Only a SHA-256 digest
+    # is kept (the key is shown once, at creation): a random 256-bit key needs no salt nor slow hash, and an
+    # unkeyed digest survives a rotation of the server's secret.
+    "apiKey",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user", String(255), ForeignKey("user.id"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),  # the key's first characters, to recognise it in a list
+    Column("expiresAt", BigInteger),
+    Column("revokedAt", BigInteger),
+    *_system_columns(),
+)
+
 worker = Table(
     "worker",
     metadata,
