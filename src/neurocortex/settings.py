@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     setup_token: str | None = None
     """One-time token allowing the first superadmin to be created from a non-loopback address."""
 
+    # -- operations --
+    metrics_token: str | None = None
+    """Bearer token that may scrape `/metrics` from anywhere; unset, only this machine and superadmins may."""
+
     log_level: str = "info"
 
     _split = field_validator("analyzers", "responders", "runners", "misp_modules", mode="before")(

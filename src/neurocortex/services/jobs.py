@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy import and_, insert, select, update
 
+from neurocortex import metrics
 from neurocortex.auth.context import AuthContext
 from neurocortex.errors import (
     NotFoundError,
@@ -142,6 +143,7 @@ async def create(
     window = worker["jobCache"] if worker["jobCache"] is not None else svc.settings.job_cache
     if not new.force and worker["type"] == "analyzer" and window > 0:
         cached = await _cached(svc, tag, window)
+        metrics.cache_lookup(worker["name"], cached is not None)
         if cached is not None:
             return cached, True
 
@@ -193,6 +195,7 @@ async def _check_rate_limits(
             if used.used < used.limit.rate:
                 continue
             per = f"{used.limit.rate} per {used.limit.unit}"
+            metrics.rate_limit_rejected(worker["name"], "worker" if quota is None else "quota")
             if quota is None:
                 raise RateLimitExceeded(
                     f"Rate limit of {per} reached for the analyzer {worker['name']}. Job cannot be started"
