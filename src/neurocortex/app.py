@@ -17,7 +17,7 @@ from neurocortex import __version__
 from neurocortex.api import errors
 from neurocortex.api.middleware import CortexMiddleware
 from neurocortex.api.routes import dblists, jobs, organizations, quotas, status, stream, users, workers
-from neurocortex.api.routes import metrics as metrics_routes
+from neurocortex.api.routes import operations as operations_routes
 from neurocortex.crypto import SecretBox, load_or_create_secret
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
@@ -128,7 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    app.include_router(metrics_routes.router)
+    for router in operations_routes.ROUTERS:  # before the UI's catch-all pages
+        app.include_router(router)
     # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
     for router in (status.router, stream.router, jobs.router, workers.analyzers, workers.responders,
                    users.router, organizations.router, dblists.router, quotas.router, pages.router):  # fmt: skip

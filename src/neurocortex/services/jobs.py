@@ -22,7 +22,7 @@ from neurocortex.errors import (
 )
 from neurocortex.fields import Fields, UploadedFile
 from neurocortex.ids import new_id, now_ms
-from neurocortex.services import attachments, scheduling, workers
+from neurocortex.services import attachments, audit, scheduling, workers
 from neurocortex.services.base import Services, as_dict
 from neurocortex.store import tables as t
 from neurocortex.store.search import search as store_search
@@ -142,7 +142,7 @@ async def create(
 
     window = worker["jobCache"] if worker["jobCache"] is not None else svc.settings.job_cache
     if not new.force and worker["type"] == "analyzer" and window > 0:
-        cached = await _cached(svc, tag, window)
+        cached = await _cached(svc, tag, window, worker.get("configuredAt"))
         metrics.cache_lookup(worker["name"], cached is not None)
         if cached is not None:
             return cached, True
@@ -207,8 +207,11 @@ async def _check_rate_limits(
             )
 
 
-async def _cached(svc: Services, tag: str, window_minutes: float) -> dict[str, Any] | None:
-    since = now_ms() - int(window_minutes * 60_000)
+async def _cached(
+    svc: Services, tag: str, window_minutes: float, configured_at: int | None
+) -> dict[str, Any] | None:
+    """The newest report in the window, made with the worker's current configuration."""
+    since = max(now_ms() - int(window_minutes * 60_000), configured_at or 0)
     statement = (
         select(t.job)
         .where(
@@ -298,12 +301,14 @@ async def list_filtered(
 
 async def delete(svc: Services, ctx: AuthContext, job_id: str) -> None:
     job = await get(svc, ctx, job_id)
+    about = {"workerName": job["workerName"], "dataType": job["dataType"], "status": job["status"]}
     async with svc.db.write() as conn:
         await conn.execute(
             update(t.job)
             .where(t.job.c.id == job_id)
             .values(status="Deleted", updatedBy=ctx.user_id, updatedAt=now_ms())  # fmt: skip
         )
+        await audit.write(conn, audit.by(ctx, job["organization"], "job.delete", "job", job_id, about))
     svc.events.job_ended(job_id)
     svc.publish(ctx.user_id, ctx.request_id, "job", job_id, "Update", job["organization"], job | {"status": "Deleted"},
                 {"status": "Deleted"})  # fmt: skip

@@ -60,7 +60,9 @@ async def login(request: Request) -> Response:
     login_, password = fields.get_string("user"), fields.get_string("password")
     if not login_ or password is None:
         raise AuthenticationError()
-    user = await users.user_for_password(services(request), login_, password)
+    svc = services(request)
+    user = await users.user_for_password(svc, login_, password)
+    await users.record_login(svc, login_, user, request.client.host if request.client else None)
     if user is None:
         raise AuthenticationError()
     request.state.refresh_session = (user["id"], "local")
