@@ -3,6 +3,6 @@ the application factory includes them in one place."""
 
 from __future__ import annotations
 
-from neurocortex.api.routes import audit, metrics
+from neurocortex.api.routes import audit, metrics, observables, retention
 
-ROUTERS = (metrics.router, audit.router)
+ROUTERS = (metrics.router, audit.router, retention.router, observables.router)
