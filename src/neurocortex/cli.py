@@ -362,6 +362,7 @@ def version() -> None:
 
 
 app.command()(operations_cli.purge)
+app.command()(operations_cli.analyze)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from neurocortex.ids import new_id, now_ms
 from neurocortex.services import attachments, audit, scheduling, workers
 from neurocortex.services.base import Services, as_dict
 from neurocortex.store import tables as t
+from neurocortex.store.fulltext import jobs_with_report_matching
 from neurocortex.store.search import search as store_search
 from neurocortex.store.search_models import ARTIFACT, JOB
 
@@ -272,6 +273,19 @@ async def search(
     svc: Services, ctx: AuthContext, query: Any, range_: str | None, sort: list[str] | None
 ) -> tuple[list[dict[str, Any]], int]:
     scope = and_(t.job.c.organization == ctx.organization, t.job.c.status != "Deleted")
+    async with svc.db.read() as conn:
+        return await store_search(conn, JOB, query, range_, sort, scope)
+
+
+async def search_reports(
+    svc: Services, ctx: AuthContext, text: str, query: Any, range_: str | None, sort: list[str] | None
+) -> tuple[list[dict[str, Any]], int]:
+    """Jobs whose report body holds every word of `text`, narrowed by a search-DSL `query`."""
+    scope = and_(
+        t.job.c.organization == ctx.organization,
+        t.job.c.status != "Deleted",
+        jobs_with_report_matching(svc.db.is_sqlite, text),
+    )
     async with svc.db.read() as conn:
         return await store_search(conn, JOB, query, range_, sort, scope)
 

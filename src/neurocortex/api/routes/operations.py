@@ -3,6 +3,6 @@ the application factory includes them in one place."""
 
 from __future__ import annotations
 
-from neurocortex.api.routes import audit, metrics, observables, retention
+from neurocortex.api.routes import audit, bulk, health, metrics, observables, retention
 
-ROUTERS = (metrics.router, audit.router, retention.router, observables.router)
+ROUTERS = (health.router, metrics.router, audit.router, retention.router, observables.router, bulk.router)
