@@ -111,7 +111,10 @@ def test_full_text_search_over_reports(node: tuple[Server, httpx.Client], org: T
         assert response.status_code == 200, response.text
         return int(response.headers["X-Total"]), response.json()
 
-    malicious = sum(1 for n in range(COUNT) if n % 7 == 0) + 1  # and bad-json-1
+    judged_bad = {"_and": [{"workerName": "Judge_1_0"}, {"_like": {"_field": "data", "_value": "bad"}}]}
+    listed = org.reader.post("/api/job/_search", json={"query": judged_bad, "range": "all"})
+    malicious = int(listed.headers["X-Total"])
+    assert malicious >= COUNT // 7
     total, jobs = search(org.reader, {"text": "malicious"})
     assert total == malicious and {j["workerName"] for j in jobs} == {"Judge_1_0"}
     total, jobs = search(org.reader, {"text": "level safe", "query": {"dataType": "ip"}})

@@ -2,14 +2,20 @@
 FTS5 table `report_fts` and PostgreSQL's GIN index on a `simple` tsvector (both made by migration 0007).
 
 Both take the words of the text, every one of which must appear (in any order); quoting keeps FTS5's
-query syntax away from user input.
+query syntax away from user input. PostgreSQL indexes the first 100 000 characters of a report and
+10 000 of its summary: a tsvector cannot exceed 1 MB, and a longer report must not fail its insert.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, func, literal_column, select, text
+from sqlalchemy import ColumnElement, bindparam, literal_column, select, text
 
 from neurocortex.store import tables as t
+
+# exactly the expression of migration 0007's index, in SQL, so that the planner recognises it
+POSTGRES_DOCUMENT = (
+    "to_tsvector('simple', left(report.\"full\", 100000) || ' ' || left(report.summary, 10000))"
+)
 
 
 def _fts5_query(words: list[str]) -> str:
@@ -27,8 +33,8 @@ def jobs_with_report_matching(is_sqlite: bool, query: str) -> ColumnElement[bool
         )
         reports = select(t.report.c.job).where(literal_column("report.rowid").in_(matching_rows))
     else:
-        document = func.to_tsvector("simple", t.report.c.full + " " + t.report.c.summary)
-        reports = select(t.report.c.job).where(
-            document.op("@@")(func.plainto_tsquery("simple", " ".join(words)))
+        matches = text(f"{POSTGRES_DOCUMENT} @@ plainto_tsquery('simple', :words)").bindparams(
+            bindparam("words", " ".join(words))
         )
+        reports = select(t.report.c.job).where(matches)
     return t.job.c.id.in_(reports)

@@ -25,9 +25,11 @@ SQLITE_FTS = [
     "INSERT INTO report_fts(rowid, full, summary) VALUES (new.rowid, new.full, new.summary); END",
     "INSERT INTO report_fts(report_fts) VALUES ('rebuild')",
 ]
-# PostgreSQL: a GIN index on the expression the full-text search uses (store/fulltext.py)
+# PostgreSQL: a GIN index on the expression the full-text search uses (store/fulltext.py), over the
+# beginning of long reports: a tsvector cannot exceed 1 MB and a report insert must never fail for it
 POSTGRES_FTS = (
-    "CREATE INDEX ix_report_fulltext ON report USING gin (to_tsvector('simple', \"full\" || ' ' || summary))"
+    "CREATE INDEX ix_report_fulltext ON report USING gin "
+    "((to_tsvector('simple', left(\"full\", 100000) || ' ' || left(summary, 10000))))"
 )
 
 
