@@ -106,7 +106,12 @@ def runner_error(runner: str | None, reason: str) -> None:
     runner_errors.labels(runner or "none", reason).inc()
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def http_request(method: str, route: str, status: int, seconds: float) -> None:
+    # labels from the request stay within known values: a client must not be able to add series
+    method = method if method in HTTP_METHODS else "other"
     http_seconds.labels(method, route, str(status)).observe(seconds)
 
 

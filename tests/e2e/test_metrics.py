@@ -59,11 +59,8 @@ def test_metrics_move_when_jobs_run(node: tuple[Server, httpx.Client], org: Tena
     anonymous = httpx.Client(base_url=server.url, timeout=30)  # loopback, no token configured
     before = scrape(anonymous)
     noop = enable(org.admin, "analyzer", "NoOp_1_0")
-    for n in range(3):
-        assert (
-            run_and_wait(org.analyst, noop["id"], {"dataType": "other", "data": f"m{n}"})["status"]
-            == "Success"
-        )
+    jobs = [run_and_wait(org.analyst, noop["id"], {"dataType": "other", "data": f"m{n}"}) for n in range(3)]
+    assert {job["status"] for job in jobs} == {"Success"}
     again = org.analyst.post(f"/api/analyzer/{noop['id']}/run", json={"dataType": "other", "data": "m0"})
     assert again.status_code == 200 and again.json()["id"]
 
@@ -79,7 +76,8 @@ def test_metrics_move_when_jobs_run(node: tuple[Server, httpx.Client], org: Tena
     assert value(after, "neurocortex_queue_depth") == 0
     # HTTP latency by route template, never by raw path (one series per job id would never end)
     assert value(after, "neurocortex_http_request_seconds_count", route="/api/job/{job_id}/waitreport") >= 3
-    assert not any("route" in dict(lab) and dict(lab)["route"].startswith("/api/job/0") for _, lab in after)
+    routes = {dict(labels).get("route", "") for (_, labels) in after}
+    assert not any(job["id"] in route for job in jobs for route in routes)
 
 
 def test_rate_limit_rejections_and_runner_errors_are_counted(
@@ -129,3 +127,21 @@ def test_a_metrics_token_closes_the_loopback_door(tmp_path_factory: pytest.TempP
         assert bearer(server.url, "wrong").get("/metrics").status_code == 401
         assert "neurocortex_queue_depth" in scrape(bearer(server.url, token)).__repr__()
         assert admin.get("/metrics").status_code == 200
+
+
+def test_jobs_held_back_by_a_rate_window_are_counted(node: tuple[Server, httpx.Client], org: Tenant) -> None:
+    server, _ = node
+    anonymous = httpx.Client(base_url=server.url, timeout=30)
+    queued = enable(org.admin, "analyzer", "Nap_1_0", name="Nap_queued", rate=1, rateUnit="Hour",
+                    rateLimitPolicy="queue", jobCache=0)  # fmt: skip
+    for n in range(2):
+        sent = org.analyst.post(
+            f"/api/analyzer/{queued['id']}/run", json={"dataType": "other", "data": f"q{n}"}
+        )
+        assert sent.status_code == 200, sent.text
+    samples = wait_for(anonymous, lambda s: value(s, "neurocortex_queue_depth") == 1)
+    assert value(samples, "neurocortex_rate_limit_delays_total", worker="Nap_queued") >= 1
+    assert (
+        value(samples, "neurocortex_jobs", status="Waiting", worker="Nap_queued", organization=org.org) == 1
+    )
+    assert value(samples, "neurocortex_queue_oldest_seconds") > 0
