@@ -25,8 +25,10 @@ def purge(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data directory")] = None,
     database_url: Annotated[str | None, typer.Option("--database-url", help="Database URL")] = None,
 ) -> None:
-    """Apply the organizations' retention policies now (e.g. from a daily timer): remove old jobs and
-    reports, release old attachments and delete the files nobody needs any more."""
+    """Apply the organizations' retention policies now (e.g. from a daily timer).
+
+    Removes old jobs and reports, releases old attachments and deletes the files nobody needs any more;
+    prints the counts as JSON."""
     given = {k: v for k, v in {"data_dir": data_dir, "database_url": database_url}.items() if v is not None}
     result = asyncio.run(_purge(Settings(**given), organization))
     print(orjson.dumps(result).decode())
