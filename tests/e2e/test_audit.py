@@ -145,3 +145,24 @@ def test_export_is_json_lines_without_secrets(story: dict) -> None:
     assert [orjson.loads(line)["objectId"] for line in narrowed.text.splitlines()] == [story["job"]]
     bad = org.admin.post("/api/audit/_export", json={"query": {"_field": "details", "_value": "x"}})
     assert bad.status_code == 400 and bad.json()["type"]
+
+
+def test_quota_changes_are_the_superadmins_entries(story: dict, superadmin: httpx.Client) -> None:
+    body = {
+        "name": "audited quota",
+        "workerDefinitionIds": ["Echo_1_0"],
+        "limits": [{"rate": 5, "rateUnit": "Day"}],
+    }
+    quota = superadmin.post("/api/quota", json=body)
+    assert quota.status_code == 201, quota.text
+    quota_id = quota.json()["id"]
+    assert superadmin.patch(f"/api/quota/{quota_id}", json={"description": "five a day"}).status_code == 200
+    assert superadmin.delete(f"/api/quota/{quota_id}").status_code == 204
+    assert actions(superadmin, quota_id) == [
+        ("quota.delete", "success"),
+        ("quota.update", "success"),
+        ("quota.create", "success"),
+    ]
+    update = entries(superadmin, {"_and": [{"objectId": quota_id}, {"action": "quota.update"}]})[0]
+    assert update["details"] == {"changes": {"description": "five a day"}} and "organization" not in update
+    assert entries(story["org"].admin, {"objectId": quota_id}) == []
