@@ -27,7 +27,7 @@ from sqlalchemy import delete, select, update
 
 from neurocortex.auth.context import AuthContext
 from neurocortex.errors import BadRequestError, NotFoundError, invalid_format, raise_attribute_errors
-from neurocortex.ids import now_ms
+from neurocortex.ids import lowest_id_at, now_ms
 from neurocortex.services import audit, organizations
 from neurocortex.services.base import Services
 from neurocortex.store import tables as t
@@ -38,6 +38,9 @@ DAY_MS = 86_400_000
 BATCH = 500
 # an attachment nobody refers to is left alone this long: it may belong to a job being created
 ORPHAN_GRACE_MS = DAY_MS
+# jobs and artifacts made since the scan of what is needed began (less this, for clocks a little apart
+# between nodes) are looked at again just before their files are deleted
+RECHECK_MARGIN_MS = 60_000
 RUNNING = ("Waiting", "InProgress")
 
 
@@ -240,22 +243,26 @@ async def _release_attachments(conn: Any, job_ids: list[str], released: set[str]
     return count
 
 
-async def needed_files(svc: Services) -> set[str]:
-    """The files some job or artifact, of any organization, still refers to."""
+async def needed_files(conn: Any, since_id: str | None = None) -> set[str]:
+    """The files some job or artifact, of any organization, still refers to (only those made since
+    `since_id`, when given: a range of primary keys, ids being time-ordered)."""
     needed: set[str] = set()
-    async with svc.db.read() as conn:
-        for column in (t.job.c.attachment, t.artifact.c.attachment):
-            for (attachment,) in await conn.execute(select(column).where(column.is_not(None))):
-                if attachment and attachment.get("id") and not attachment.get("purged"):
-                    needed.add(attachment["id"])
+    for table in (t.job, t.artifact):
+        condition = table.c.attachment.is_not(None)
+        if since_id is not None:
+            condition = condition & (table.c.id >= since_id)
+        for (attachment,) in await conn.execute(select(table.c.attachment).where(condition)):
+            if attachment and attachment.get("id") and not attachment.get("purged"):
+                needed.add(attachment["id"])
     return needed
 
 
 async def collect_files(svc: Services, candidates: set[str]) -> int:
     """Remove from the datastore the `candidates`, and the files nobody has referred to for a day, that
     no job or artifact needs; the number of files removed."""
-    needed = await needed_files(svc)
+    since_id = lowest_id_at(now_ms() - RECHECK_MARGIN_MS)
     async with svc.db.read() as conn:
+        needed = await needed_files(conn)
         orphans = set(
             (
                 await conn.execute(
@@ -263,11 +270,16 @@ async def collect_files(svc: Services, candidates: set[str]) -> int:
                 )
             ).scalars()
         )
+    doomed = sorted((candidates | orphans) - needed)
     removed = 0
-    for file_id in sorted((candidates | orphans) - needed):
+    for start in range(0, len(doomed), BATCH):
         async with svc.db.write() as conn:
-            await conn.execute(delete(t.attachment).where(t.attachment.c.id == file_id))
-        if svc.datastore.path(file_id) is not None:
-            await asyncio.to_thread(svc.datastore.delete, file_id)
-            removed += 1
+            # a job submitted meanwhile with the same file needs it again
+            recent = await needed_files(conn, since_id)
+            batch = [file_id for file_id in doomed[start : start + BATCH] if file_id not in recent]
+            await conn.execute(delete(t.attachment).where(t.attachment.c.id.in_(batch)))
+        for file_id in batch:
+            if svc.datastore.path(file_id) is not None:
+                await asyncio.to_thread(svc.datastore.delete, file_id)
+                removed += 1
     return removed
