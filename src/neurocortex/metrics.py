@@ -7,9 +7,11 @@ Two kinds of figures:
   shares: read from the database by one grouped count when `/metrics` is scraped, cached a few seconds
   so that several scrapers cost one query.
 
-When jobs also run in other processes (Celery workers), only this module has to change: point
-prometheus_client's multi-process mode (PROMETHEUS_MULTIPROC_DIR) at a shared directory and collect with
-its MultiProcessCollector in `exposition`; the callers stay as they are.
+The two live in separate registries. A `neurocortex worker` node (distributed mode) runs jobs, so its
+run times and runner errors are counted in its own process: it serves `registry` alone on its own port
+(`start_worker_exporter`, NEUROCORTEX_WORKER_METRICS_PORT) for Prometheus to scrape beside the servers,
+without job-table gauges that would only repeat the servers'. Several job-running processes on one
+machine could instead share prometheus_client's multi-process directory; only this module would change.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select
 
@@ -29,16 +31,18 @@ JOB_STATE_TTL = 5.0
 RUN_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 HTTP_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
-registry = CollectorRegistry(auto_describe=True)
+registry = CollectorRegistry(auto_describe=True)  # what happens in this process
+state_registry = CollectorRegistry(auto_describe=True)  # the job table, shared by every node
 
 jobs = Gauge(
     "neurocortex_jobs", "Jobs in the database by status, worker and organization",
-    ["status", "worker", "organization"], registry=registry,
+    ["status", "worker", "organization"], registry=state_registry,
 )  # fmt: skip
-queue_depth = Gauge("neurocortex_queue_depth", "Waiting jobs, all workers", registry=registry)
+queue_depth = Gauge("neurocortex_queue_depth", "Waiting jobs, all workers", registry=state_registry)
 queue_oldest = Gauge(
-    "neurocortex_queue_oldest_seconds", "Age of the oldest Waiting job (0 when none waits)", registry=registry
-)
+    "neurocortex_queue_oldest_seconds", "Age of the oldest Waiting job (0 when none waits)",
+    registry=state_registry,
+)  # fmt: skip
 run_seconds = Histogram(
     "neurocortex_job_run_seconds", "Time from a job's start to its end, per worker and outcome",
     ["worker", "status"], buckets=RUN_SECONDS, registry=registry,
@@ -146,4 +150,9 @@ async def refresh_job_state(db: Any) -> None:
 
 async def exposition(db: Any) -> bytes:
     await refresh_job_state(db)
-    return generate_latest(registry)
+    return generate_latest(state_registry) + generate_latest(registry)
+
+
+def start_worker_exporter(port: int, host: str = "0.0.0.0") -> None:
+    """This process's counters on http://host:port/metrics, from a thread (for `neurocortex worker`)."""
+    start_http_server(port, addr=host, registry=registry)

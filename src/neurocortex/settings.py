@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # -- operations --
     metrics_token: str | None = None
     """Bearer token that may scrape `/metrics` from anywhere; unset, only this machine and superadmins may."""
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    """Port on which a `neurocortex worker` node serves its own job metrics (run times, runner errors,
+    no credentials, all interfaces: firewall it); 0 for none."""
 
     log_level: str = "info"
 
