@@ -15,9 +15,9 @@ import pytest
 
 from tests.conftest import Server, Tenant, enable, new_tenant
 
-# ages are in days: this one is about 4.3 seconds
-AGE = 0.00005
-AGE_SECONDS = AGE * 86_400
+# old and recent jobs are this far apart; ages (in days) are chosen at purge time to cut in the middle
+GAP_SECONDS = 4.0
+DAY_MS = 86_400_000
 OPEN = {"check_tlp": False, "max_tlp": 3, "check_pap": False, "max_pap": 3}
 
 
@@ -34,6 +34,14 @@ def run(
     job = client.get(f"/api/job/{sent.json()['id']}/waitreport", params={"atMost": "60 seconds"}).json()
     assert job["status"] == "Success", job
     return job
+
+
+def age_between(older: list[dict], newer: list[dict]) -> float:
+    """An age in days whose cut-off, now, falls halfway between the `older` jobs and the `newer` ones
+    (none: halfway between the older ones and now)."""
+    last_old = max(job["createdAt"] for job in older)
+    first_new = min(job["createdAt"] for job in newer) if newer else int(time.time() * 1000)
+    return (time.time() * 1000 - (last_old + first_new) / 2) / DAY_MS
 
 
 def download(client: httpx.Client, file_id: str) -> int:
@@ -53,7 +61,7 @@ def world(server: Server, superadmin: httpx.Client) -> dict:
         "tlp2_file": run(a.analyst, echo_a, 2, file=secrets.token_bytes(64)),
     }
     b_jobs = [run(b.analyst, echo_b, 3, "198.51.100.3"), run(b.analyst, echo_b, 3, file=shared)]
-    time.sleep(AGE_SECONDS + 0.5)
+    time.sleep(GAP_SECONDS)
     new = {
         "tlp3": run(a.analyst, echo_a, 3, "192.0.2.33"),
         "tlp2_file": run(a.analyst, echo_a, 2, file=b"recent"),
@@ -77,7 +85,8 @@ def test_a_purge_removes_what_it_should_and_nothing_else(world: dict, superadmin
     a: Tenant = world["a"]
     b: Tenant = world["b"]
     old, new = world["old"], world["new"]
-    policy = {"reports": AGE, "attachments": AGE, "byTlp": {"3": {"jobs": AGE}}}
+    age = age_between([*old.values(), *world["b_jobs"]], list(new.values()))
+    policy = {"reports": age, "attachments": age, "byTlp": {"3": {"jobs": age}}}
     assert a.admin.put(f"/api/retention/{a.org}", json=policy).json() == policy
     shared_id = old["tlp3_file"]["attachment"]["id"]
     own_id = old["tlp2_file"]["attachment"]["id"]
@@ -113,7 +122,8 @@ def test_a_purge_removes_what_it_should_and_nothing_else(world: dict, superadmin
 def test_the_purge_command(world: dict, server: Server) -> None:
     b: Tenant = world["b"]
     shared_id = world["b_jobs"][1]["attachment"]["id"]
-    assert b.admin.put(f"/api/retention/{b.org}", json={"jobs": AGE}).status_code == 200
+    age = age_between(world["b_jobs"], [])
+    assert b.admin.put(f"/api/retention/{b.org}", json={"jobs": age}).status_code == 200
     done = subprocess.run(
         [sys.executable, "-m", "neurocortex", "purge", "--organization", b.org],
         env=server.env, capture_output=True, text=True, timeout=120, cwd=server.data_dir,
