@@ -29,6 +29,7 @@ from neurocortex.api.routes import (
     users,
     workers,
 )
+from neurocortex.api.routes import operations as operations_routes
 from neurocortex.auth.oidc import SsoLogin
 from neurocortex.auth.providers import PasswordLogin
 from neurocortex.crypto import SecretBox, load_or_create_secret, previous_secrets
@@ -178,6 +179,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
+    for router in operations_routes.ROUTERS:  # before the UI's catch-all pages
+        app.include_router(router)
     # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
     for router in (status.router, sso.router, stream.router, jobs.router, workers.analyzers, workers.responders,
                    users.router, api_keys.router, organizations.router, dblists.router, quotas.router,

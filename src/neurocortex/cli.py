@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from neurocortex import __version__
+from neurocortex import __version__, operations_cli
 from neurocortex.settings import Settings
 
 app = typer.Typer(help="neurocortex: a Cortex-compatible observable-analysis and active-response engine.",
@@ -602,6 +602,10 @@ def _rescan(server: str, api_key: str) -> bool:
 def version() -> None:
     """Print the version."""
     print(__version__)
+
+
+app.command()(operations_cli.purge)
+app.command()(operations_cli.analyze)
 
 
 def main() -> None:

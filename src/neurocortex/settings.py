@@ -208,6 +208,13 @@ class Settings(BaseSettings):
     sso_group_organizations: dict[str, str] = Field(default_factory=dict)
     """group → organization (JSON), for the group mapper: the first of the user's groups that has one."""
 
+    # -- operations --
+    metrics_token: str | None = None
+    """Bearer token that may scrape `/metrics` from anywhere; unset, only this machine and superadmins may."""
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    """Port on which a `neurocortex worker` node serves its own job metrics (run times, runner errors,
+    no credentials, all interfaces: firewall it); 0 for none."""
+
     log_level: str = "info"
 
     _split = field_validator(

@@ -35,6 +35,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, select, union_all, update
 
+from neurocortex import metrics
 from neurocortex.execution.executor import Executor
 from neurocortex.execution.jobdir import JOB_FOLDER_PREFIX, remove_folder
 from neurocortex.ids import ID_LENGTH, now_ms
@@ -386,20 +387,26 @@ class EmbeddedDispatcher:
                 continue
             entry = waiting[worker_id]
             types_left.add(entry.type)
+            held = False
             for key in entry.keys:
                 if (
                     key[0] == "window"
                     and budget.remaining.get(key, 1) <= 0
                     and budget.oldest.get(key) is not None
                 ):
+                    held = True
                     _, scope, i = key
                     limits = dict(entry.rules.windows)[scope]
                     moves = budget.oldest[key] + limits[i].window_ms + 1
                     if self._window_moves_at is None or moves < self._window_moves_at:
                         self._window_moves_at = moves
+            if held:
+                cached = self.svc.workers_cache.get(worker_id)
+                metrics.rate_limit_delayed(cached["name"] if isinstance(cached, dict) else worker_id)
         self._maybe_waiting -= set(types) - types_left - self._woken
 
     def _start(self, job: dict[str, Any]) -> None:
+        metrics.job_started(job)
         results.publish_status(self.svc, job, {"status": "InProgress", "startDate": job["startDate"]})
         runner = self._runner_by_worker.get(job["workerId"])
         self.running_by_type[job["type"]] += 1

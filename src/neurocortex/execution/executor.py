@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from neurocortex import metrics
 from neurocortex.execution.environments import environment_python
 from neurocortex.execution.jobdir import JobDirectory, JobInput, build_config
 from neurocortex.execution.runners.base import Runner, RunSpec
@@ -67,6 +68,7 @@ class Executor:
             raise
         except Exception as exc:  # never leave a job InProgress because of a bug of ours
             log.exception("job %s failed in the engine", job["id"])
+            metrics.runner_error(None, "engine")
             await results.fail(self.svc, job, f"Internal error while running the job: {exc}")
 
     async def _execute(self, job: dict[str, Any]) -> None:
@@ -124,6 +126,7 @@ class Executor:
             try:
                 runner, spec = self._plan(worker, definition, directory, config)
             except WorkerCannotRun as exc:
+                metrics.runner_error(None, "cannot_run")
                 await fail(str(exc), document)
                 return
             if isinstance(runner, SandboxRunner):
@@ -131,6 +134,7 @@ class Executor:
             else:
                 outcome = await runner.run(spec)
             if outcome.timed_out:
+                metrics.runner_error(runner.name, "timeout")
                 minutes = spec.timeout / 60 if spec.timeout else 0
                 message = (
                     f"Job timeout: the worker was still running after {minutes:g} minutes and was killed"
@@ -140,6 +144,7 @@ class Executor:
                 await fail(message, document)
                 return
             if outcome.error:
+                metrics.runner_error(runner.name, "error")
                 await fail(outcome.error, document)
                 return
             if not directory.has_output():

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy import and_, func, insert, select, update
 
+from neurocortex import metrics
 from neurocortex.auth.context import AuthContext
 from neurocortex.errors import (
     NotFoundError,
@@ -21,9 +22,10 @@ from neurocortex.errors import (
 )
 from neurocortex.fields import Fields, UploadedFile
 from neurocortex.ids import new_id, now_ms
-from neurocortex.services import attachments, scheduling, workers
+from neurocortex.services import attachments, audit, scheduling, workers
 from neurocortex.services.base import Services, as_dict
 from neurocortex.store import tables as t
+from neurocortex.store.fulltext import jobs_with_report_matching
 from neurocortex.store.query import run_stats
 from neurocortex.store.search import search as store_search
 from neurocortex.store.search_models import ARTIFACT, JOB
@@ -142,7 +144,8 @@ async def create(
 
     window = worker["jobCache"] if worker["jobCache"] is not None else svc.settings.job_cache
     if not new.force and worker["type"] == "analyzer" and window > 0:
-        cached = await _cached(svc, tag, window)
+        cached = await _cached(svc, tag, window, worker.get("configuredAt"))
+        metrics.cache_lookup(worker["name"], cached is not None)
         if cached is not None:
             return cached, True
 
@@ -194,6 +197,7 @@ async def _check_rate_limits(
             if used.used < used.limit.rate:
                 continue
             per = f"{used.limit.rate} per {used.limit.unit}"
+            metrics.rate_limit_rejected(worker["name"], "worker" if quota is None else "quota")
             if quota is None:
                 raise RateLimitExceeded(
                     f"Rate limit of {per} reached for the analyzer {worker['name']}. Job cannot be started"
@@ -205,8 +209,11 @@ async def _check_rate_limits(
             )
 
 
-async def _cached(svc: Services, tag: str, window_minutes: float) -> dict[str, Any] | None:
-    since = now_ms() - int(window_minutes * 60_000)
+async def _cached(
+    svc: Services, tag: str, window_minutes: float, configured_at: int | None
+) -> dict[str, Any] | None:
+    """The newest report in the window, made with the worker's current configuration."""
+    since = max(now_ms() - int(window_minutes * 60_000), configured_at or 0)
     statement = (
         select(t.job)
         .where(
@@ -276,6 +283,19 @@ async def search(
         return await store_search(conn, JOB, query, range_, sort, scope, count_limit)
 
 
+async def search_reports(
+    svc: Services, ctx: AuthContext, text: str, query: Any, range_: str | None, sort: list[str] | None
+) -> tuple[list[dict[str, Any]], int]:
+    """Jobs whose report body holds every word of `text`, narrowed by a search-DSL `query`."""
+    scope = and_(
+        t.job.c.organization == ctx.organization,
+        t.job.c.status != "Deleted",
+        jobs_with_report_matching(svc.db.is_sqlite, text),
+    )
+    async with svc.db.read() as conn:
+        return await store_search(conn, JOB, query, range_, sort, scope)
+
+
 async def list_filtered(
     svc: Services,
     ctx: AuthContext,
@@ -301,12 +321,14 @@ async def list_filtered(
 
 async def delete(svc: Services, ctx: AuthContext, job_id: str) -> None:
     job = await get(svc, ctx, job_id)
+    about = {"workerName": job["workerName"], "dataType": job["dataType"], "status": job["status"]}
     async with svc.db.write() as conn:
         await conn.execute(
             update(t.job)
             .where(t.job.c.id == job_id)
             .values(status="Deleted", updatedBy=ctx.user_id, updatedAt=now_ms())  # fmt: skip
         )
+        await audit.write(conn, audit.by(ctx, job["organization"], "job.delete", "job", job_id, about))
     svc.events.job_ended(job_id)
     svc.publish(ctx.user_id, ctx.request_id, "job", job_id, "Update", job["organization"], job | {"status": "Deleted"},
                 {"status": "Deleted"})  # fmt: skip

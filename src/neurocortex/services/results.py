@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from sqlalchemy import insert, update
 
+from neurocortex import metrics
 from neurocortex.ids import new_id, now_ms
 from neurocortex.services import attachments
 from neurocortex.services.base import Services
@@ -81,6 +82,7 @@ async def succeed(
         )
         if rows:
             await conn.execute(insert(t.artifact), rows)
+    metrics.job_ended(job, "Success", now)
     _announce(svc, job, "Success")
     return True
 
@@ -107,6 +109,7 @@ async def fail(svc: Services, job: dict[str, Any], message: str, input_text: str
         )
     if claimed.rowcount != 1:
         return False
+    metrics.job_ended(job, "Failure", now)
     _announce(svc, job, "Failure", {"errorMessage": message})
     return True
 

@@ -28,6 +28,7 @@ from neurocortex.errors import (
 )
 from neurocortex.execution.jobdir import build_config
 from neurocortex.ids import new_id, now_ms
+from neurocortex.services import audit
 from neurocortex.services.base import Services, as_dict
 from neurocortex.services.cache import MISSING as NOT_CACHED
 from neurocortex.services.catalog import (
@@ -334,12 +335,19 @@ async def enable(
         "dataTypeList": list(definition.data_types),
         "baseConfig": definition.base_config or definition.name,
         "configuration": svc.box.encrypt(orjson.dumps(configuration).decode()),
+        "configuredAt": now_ms(),
         "createdBy": ctx.user_id,
         "createdAt": now_ms(),
     } | limits
+    given = fields.get("configuration")
+    about = {"name": name, "type": worker_type, "workerDefinitionId": definition.id,
+             "configurationItems": sorted(given) if isinstance(given, dict) else [], "limits": limits}  # fmt: skip
     try:
         async with svc.db.write() as conn:
             await conn.execute(insert(t.worker).values(row))
+            await audit.write(
+                conn, audit.by(ctx, ctx.organization, "worker.enable", "worker", row["id"], about)
+            )
     except IntegrityError:
         raise ConflictError(
             f"{worker_type} {name} already exists in organization {ctx.organization}"
@@ -420,10 +428,22 @@ async def update_worker(
         elif not isinstance(configuration, dict):
             raise_attribute_errors("worker", [invalid_format("configuration", configuration, "object")])
         changes["configuration"] = svc.box.encrypt(orjson.dumps(configuration).decode())
+        # reports made with the former configuration are not served from the cache any more
+        changes["configuredAt"] = now_ms()
     if changes:
+        about = {"changes": {k: v for k, v in changes.items() if k not in ("configuration", "configuredAt")}}
+        if "configuration" in fields:
+            # the names of the items whose value changed; values may be secrets
+            before = decrypt_configuration(svc, worker)
+            about["configurationItems"] = sorted(
+                k for k in before.keys() | configuration.keys() if before.get(k) != configuration.get(k)
+            )
         changes |= {"updatedBy": ctx.user_id, "updatedAt": now_ms()}
         async with svc.db.write() as conn:
             await conn.execute(update(t.worker).where(t.worker.c.id == worker_id_).values(changes))
+            await audit.write(
+                conn, audit.by(ctx, ctx.organization, "worker.update", "worker", worker_id_, about)
+            )
         svc.workers_cache.clear()
         if svc.job_created is not None:
             svc.job_created(None)  # a raised cap or another policy may let Waiting jobs start
@@ -444,6 +464,14 @@ async def remove(svc: Services, ctx: AuthContext, worker_type: str, worker_id_: 
     worker = await get(svc, ctx, worker_id_, worker_type)
     async with svc.db.write() as conn:
         await conn.execute(delete(t.worker).where(t.worker.c.id == worker_id_))
+        about = {
+            "name": worker["name"],
+            "type": worker["type"],
+            "workerDefinitionId": worker["workerDefinitionId"],
+        }
+        await audit.write(
+            conn, audit.by(ctx, ctx.organization, "worker.disable", "worker", worker_id_, about)
+        )
     svc.workers_cache.clear()
     svc.publish(ctx.user_id, ctx.request_id, "worker", worker_id_, "Delete", ctx.organization, public(worker))
 
@@ -613,7 +641,14 @@ async def save_base_config(
             raise_attribute_errors("workerConfig", [invalid_format(f"config.{key}", value, item.type)])
         cleaned[key] = value
     encrypted = svc.box.encrypt(orjson.dumps(cleaned).decode())
+    about = {"type": worker_type, "name": name, "configurationItems": sorted(cleaned)}
     async with svc.db.write() as conn:
+        await audit.write(
+            conn,
+            audit.by(
+                ctx, ctx.organization, "workerConfig.update", "workerConfig", f"{worker_type}/{name}", about
+            ),
+        )
         changed = await conn.execute(
             update(t.worker_config)
             .where(

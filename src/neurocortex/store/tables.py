@@ -50,6 +50,8 @@ organization = Table(
     Column("id", String(255), primary_key=True),
     Column("description", Text, nullable=False),
     Column("status", String(16), nullable=False),
+    # how long this organization keeps its jobs, reports and attachments (see services/retention.py)
+    Column("retention", JSON),
     *_system_columns(),
 )
 
@@ -120,6 +122,8 @@ worker = Table(
     # beyond Cortex: true keeps the worker on its definition version across catalog refreshes; null (the
     # default) lets it follow the newest version (services/workers.follow_catalog)
     Column("pinned", Boolean),
+    # when the worker's configuration last changed: reports from before are not served from the cache
+    Column("configuredAt", BigInteger),
     *_system_columns(),
 )
 
@@ -253,4 +257,22 @@ node = Table(
     Column("running", Integer, nullable=False),
     Column("startedAt", BigInteger, nullable=False),
     Column("seenAt", BigInteger, nullable=False, index=True),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    # who did what and when (services/audit.py); never a secret, only what was changed and by whom
+    Column("id", String(32), primary_key=True),
+    Column("createdAt", BigInteger, nullable=False),
+    Column("createdBy", String(255), nullable=False),  # the actor (a login, or what was typed at login)
+    Column("organization", String(255)),  # the organization concerned; null: superadmins only
+    Column("action", String(64), nullable=False),
+    Column("objectType", String(32), nullable=False),
+    Column("objectId", String(255)),
+    Column("outcome", String(16), nullable=False),  # success | failure
+    Column("address", String(64)),
+    Column("details", JSON, nullable=False),
+    Index("ix_audit_org_created", "organization", "createdAt"),
+    Index("ix_audit_created", "createdAt"),
 )

@@ -104,18 +104,19 @@ async def login(request: Request) -> Response:
     form = await request.form()
     login_, password = str(form.get("login", "")).strip(), str(form.get("password", ""))
     target = _local_target(str(form.get("next", "")))
-    # the API's password login: the same providers (local, LDAP, AD) and the same throttling
+    # the API's password login: the same providers (local, LDAP, AD), throttling and audit
+    svc, address = request.app.state.services, client_address(request)
     try:
         if not login_:
             raise AuthenticationError()
-        user, provider = await request.app.state.password_login.login(
-            request.app.state.services, login_, password, client_address(request)
-        )
+        user, provider = await request.app.state.password_login.login(svc, login_, password, address)
     except AuthenticationError:
+        await users.record_login(svc, login_, None, address)
         return page(request, "login.html", next=target, login=login_, status=401,
                     problem="Wrong login or password, or this account is locked.")  # fmt: skip
     except RateLimitExceeded as exc:
         return page(request, "login.html", next=target, login=login_, status=429, problem=exc.message)
+    await users.record_login(svc, login_, user, address)
     _start_session(request, user["id"], provider)
     return _redirect(target)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from neurocortex.api.auth import services
+from neurocortex.api.auth import client_address, services
 from neurocortex.auth.oidc import FLOW_COOKIE, FLOW_LIFETIME, map_identity, user_for_identity
 from neurocortex.errors import AuthenticationError, BadRequestError
+from neurocortex.services import users
 
 router = APIRouter()
 FLOW_PATH = "/api/ssoLogin"
@@ -37,6 +38,7 @@ async def sso_login(request: Request) -> Response:
     if identity is None:
         raise AuthenticationError("The identity provider gave no login")
     user = await user_for_identity(svc, identity)
+    await users.record_login(svc, identity.login, user, client_address(request), "oauth2")
     request.state.refresh_session = (user["id"], "oauth2")
     response = RedirectResponse("/index.html", status_code=303)
     response.delete_cookie(FLOW_COOKIE, path=FLOW_PATH)

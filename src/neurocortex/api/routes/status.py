@@ -17,7 +17,7 @@ from neurocortex.api.routes.common import fields_of
 from neurocortex.auth.context import AuthContext
 from neurocortex.auth.sessions import SESSION_COOKIE
 from neurocortex.errors import AuthenticationError, BadRequestError, NotFoundError
-from neurocortex.services import attachments, cluster, workers
+from neurocortex.services import attachments, cluster, users, workers
 
 router = APIRouter()
 FORBIDDEN_NAME = re.compile(r"[/\\\n\r\t\x00\f`?*<>|\":;]")
@@ -69,9 +69,14 @@ async def login(request: Request) -> Response:
     login_, password = fields.get_string("user"), fields.get_string("password")
     if not login_ or password is None:
         raise AuthenticationError()
-    user, provider = await request.app.state.password_login.login(
-        services(request), login_, password, client_address(request)
-    )
+    svc = services(request)
+    address = client_address(request)
+    try:
+        user, provider = await request.app.state.password_login.login(svc, login_, password, address)
+    except AuthenticationError:
+        await users.record_login(svc, login_, None, address)
+        raise
+    await users.record_login(svc, login_, user, address)
     request.state.refresh_session = (user["id"], provider)
     return json_response({"id": user["id"], "name": user["name"], "roles": user["roles"]})
 
