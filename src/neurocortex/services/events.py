@@ -1,7 +1,9 @@
 """Change events: what `/api/stream` delivers and what wakes `waitreport` when a job ends.
 
 Events live in this process. A job finished by another node is still seen by `waitreport`, which also
-re-reads the job row periodically (see JobService.wait_for_end); streams show this node's operations.
+re-reads the job row periodically (see services/jobs.py wait_for_report); streams show this node's operations.
+A job ended by this process hands its final state (job row, report, artifacts, as committed) to the
+waiters, which then need not read it back.
 """
 
 from __future__ import annotations
@@ -58,21 +60,22 @@ class EventBus:
     STREAM_IDLE_LIFETIME = 15 * 60
 
     def __init__(self) -> None:
-        self._job_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._job_waiters: dict[str, list[asyncio.Future[Any]]] = {}
         self._streams: dict[str, Stream] = {}
 
     # -- job completion --
-    def job_ended(self, job_id: str) -> None:
+    def job_ended(self, job_id: str, final: Any = None) -> None:
+        """`final`: what the job ended as, when the caller has it (None: the waiters read the job)."""
         for waiter in self._job_waiters.pop(job_id, []):
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(final)
 
-    def job_waiter(self, job_id: str) -> asyncio.Future[None]:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def job_waiter(self, job_id: str) -> asyncio.Future[Any]:
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._job_waiters.setdefault(job_id, []).append(waiter)
         return waiter
 
-    def forget_waiter(self, job_id: str, waiter: asyncio.Future[None]) -> None:
+    def forget_waiter(self, job_id: str, waiter: asyncio.Future[Any]) -> None:
         waiters = self._job_waiters.get(job_id)
         if waiters and waiter in waiters:
             waiters.remove(waiter)
