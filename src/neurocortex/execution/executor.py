@@ -18,7 +18,12 @@ import orjson
 
 from neurocortex import metrics
 from neurocortex.execution.environments import environment_python
-from neurocortex.execution.jobdir import JobDirectory, JobInput, build_config
+from neurocortex.execution.jobdir import (
+    INLINE_OUTPUT_BYTES,
+    JobDirectory,
+    JobInput,
+    build_config,
+)
 from neurocortex.execution.runners.base import Runner, RunSpec
 from neurocortex.execution.runners.process import command_argv
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
@@ -117,12 +122,13 @@ class Executor:
             await fail(violation, _input_document(job_input))
             return
 
-        svc.settings.resolved_job_directory.mkdir(parents=True, exist_ok=True)
-        directory = await asyncio.to_thread(
-            JobDirectory.create, svc.settings.resolved_job_directory, job["id"]
-        )
+        # a few small files: written on the loop's thread (cheaper than a thread hop), unless a file is placed
+        directory = JobDirectory.create(svc.settings.resolved_job_directory, job["id"])
         try:
-            document = await asyncio.to_thread(directory.write_input, job_input)
+            if job_input.attachment_path is None:
+                document = directory.write_input(job_input)
+            else:
+                document = await asyncio.to_thread(directory.write_input, job_input)
             try:
                 runner, spec = self._plan(worker, definition, directory, config)
             except WorkerCannotRun as exc:
@@ -147,9 +153,13 @@ class Executor:
                 metrics.runner_error(runner.name, "error")
                 await fail(outcome.error, document)
                 return
-            if not directory.has_output():
+            size = directory.output_size()
+            if not size:
                 directory.write_failure(outcome.output or "no output")
-            output = await asyncio.to_thread(directory.read_output, svc.settings.max_output_json)
+            if size <= INLINE_OUTPUT_BYTES:
+                output = directory.read_output(svc.settings.max_output_json)
+            else:
+                output = await asyncio.to_thread(directory.read_output, svc.settings.max_output_json)
             if not output.success:
                 await fail(output.error_message or "", output.input)
                 return
@@ -167,7 +177,10 @@ class Executor:
             await results.succeed(svc, job, output.full, output.summary, output.operations, artifacts)
         finally:
             if not self._keep(job):
-                await asyncio.to_thread(directory.remove)
+                if directory.is_small():
+                    directory.remove()
+                else:
+                    await asyncio.to_thread(directory.remove)
 
     def _keep(self, job: dict[str, Any]) -> bool:
         if self.svc.settings.keep_job_folder:

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 SECRET_PHRASES = ("key", "password", "secret")
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 JOB_FOLDER_PREFIX = "cortex-job-"
+# What is small enough to read, parse or remove on the event loop's thread: a few system calls cost less
+# than handing them to a thread and back. Bigger (worker-made) output goes to a thread.
+INLINE_OUTPUT_BYTES = 256 * 1024
+INLINE_REMOVAL_ENTRIES = 64
 
 
 # -- input ------------------------------------------------------------------------------------------------
@@ -179,12 +183,16 @@ class JobDirectory:
 
     def has_output(self) -> bool:
         """output/output.json exists, is a regular file (not a link) and is not empty."""
+        return self.output_size() > 0
+
+    def output_size(self) -> int:
+        """The size of output/output.json when it is a regular file (not a link), else 0."""
         try:
             with _open_in_output(self.output_dir, "output.json", os.O_RDONLY) as fd:
                 info = os.fstat(fd)
         except OSError:
-            return False
-        return stat.S_ISREG(info.st_mode) and info.st_size > 0
+            return 0
+        return info.st_size if stat.S_ISREG(info.st_mode) else 0
 
     def write_failure(self, message: str) -> None:
         """Write the synthetic failure Cortex's runners write when a worker left no usable output."""
@@ -332,6 +340,23 @@ class JobDirectory:
 
     def remove(self) -> None:
         _remove_tree(self.path)
+
+    def is_small(self) -> bool:
+        """At most INLINE_REMOVAL_ENTRIES entries, all of them readable: removed in a few system calls."""
+        budget = INLINE_REMOVAL_ENTRIES
+        pending = [self.path]
+        try:
+            while pending:
+                with os.scandir(pending.pop()) as entries:
+                    for entry in entries:
+                        budget -= 1
+                        if budget < 0:
+                            return False
+                        if entry.is_dir(follow_symlinks=False):
+                            pending.append(Path(entry.path))
+        except OSError:  # made unreadable by the worker: the careful removal, in a thread
+            return False
+        return True
 
 
 def remove_folder(path: Path) -> None:
