@@ -20,6 +20,7 @@ from neurocortex.api.routes import dblists, jobs, organizations, quotas, status,
 from neurocortex.crypto import SecretBox, load_or_create_secret
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
+from neurocortex.execution.runners.docker import DockerRunner, RegistryAuth, container_options
 from neurocortex.execution.runners.process import ProcessRunner
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
 from neurocortex.services import organizations as organization_service
@@ -40,7 +41,11 @@ async def build_services(settings: Settings) -> Services:
     ensure_sqlite_directory(url)
     db = Database(url)
     await db.migrate()
-    runners = {"process": ProcessRunner(settings.max_captured_output), "sandbox": _sandbox(settings)}
+    runners = {
+        "process": ProcessRunner(settings.max_captured_output),
+        "sandbox": _sandbox(settings),
+        "docker": docker_runner(settings),
+    }
     available = {name for name, runner in runners.items() if runner.available()}
     for name in set(settings.runners) - available:
         reason = getattr(runners.get(name), "unavailable_reason", None) or "not part of this version"
@@ -72,6 +77,34 @@ def _sandbox(settings: Settings) -> SandboxRunner:
         max_processes=settings.sandbox_max_processes or None,
     )
     return SandboxRunner(settings.max_captured_output, hidden=hidden, default_policy=policy)
+
+
+def docker_runner(settings: Settings) -> DockerRunner:
+    """The docker runner as the settings describe it (Cortex's docker.* keys)."""
+    registry = None
+    if settings.docker_registry_user:
+        registry = RegistryAuth(
+            settings.docker_registry_user,
+            settings.docker_registry_password or "",
+            settings.docker_registry_email,
+            settings.docker_registry_url,
+        )
+    try:
+        options = container_options(settings.docker_container)
+    except ValueError as exc:
+        raise ValueError(f"NEUROCORTEX_DOCKER_CONTAINER: {exc}") from None
+    return DockerRunner(
+        settings.max_captured_output,
+        host=settings.docker_host,
+        image_prefix=settings.docker_image_prefix,
+        pull=settings.docker_pull,
+        pull_timeout=settings.docker_pull_timeout,
+        registry=registry,
+        options=options,
+        job_root=settings.resolved_job_directory,
+        daemon_job_root=settings.docker_job_directory,
+        max_waits=settings.running_jobs_limit,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -116,6 +149,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await dispatcher.stop()
             for task in pending:
                 task.cancel()
+            for runner in svc.runners.values():
+                if hasattr(runner, "close"):
+                    runner.close()
             await svc.db.close()
 
     app = FastAPI(

@@ -17,8 +17,9 @@ from typing import Any
 import orjson
 
 from neurocortex.execution.environments import environment_python
-from neurocortex.execution.jobdir import JobDirectory, JobInput, build_config, redact
+from neurocortex.execution.jobdir import JobDirectory, JobInput, build_config, network_environment, redact
 from neurocortex.execution.runners.base import Runner, RunSpec
+from neurocortex.execution.runners.docker import JOB_MOUNT
 from neurocortex.execution.runners.process import command_argv
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
 from neurocortex.services import results, workers
@@ -36,12 +37,15 @@ class WorkerCannotRun(Exception):
     pass
 
 
-def worker_environment(cacerts: str | None) -> dict[str, str]:
+def worker_environment(cacerts: str | None, config: dict[str, Any] | None = None) -> dict[str, str]:
     # the engine's own settings (secret key, database URL with its password) are no business of a worker
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROCORTEX_")}
-    if cacerts:
-        env["REQUESTS_CA_BUNDLE"] = cacerts
-    return env
+    return env | network_environment(config or {}, cacerts)
+
+
+def container_environment(cacerts: str | None, config: dict[str, Any]) -> dict[str, str]:
+    """A container's environment: nothing of the server's, Cortex's JAVA_TOOL_OPTIONS, the proxy and CA."""
+    return {"JAVA_TOOL_OPTIONS": "-Dfile.encoding=UTF8"} | network_environment(config, cacerts)
 
 
 def policy_violation(job: dict[str, Any], config: dict[str, Any]) -> str | None:
@@ -172,6 +176,8 @@ class Executor:
                 continue
             if name in LOCAL_RUNNERS and _process_command(worker, definition)[1] is not None:
                 return name
+            if name == "docker" and _docker_image(worker, definition):
+                return name
         return None
 
     def _plan(
@@ -190,12 +196,23 @@ class Executor:
                 argv = command_argv(root, command, self._python(definition), directory.path)
             except ValueError as exc:
                 raise WorkerCannotRun(f"Worker cannot be run: {exc}") from None
-            env = worker_environment(str(cacerts) if cacerts else None)
+            env = worker_environment(str(cacerts) if cacerts else None, config)
             spec = RunSpec(
                 argv=argv, cwd=root, env=env, timeout=timeout_minutes * 60, job_directory=directory.path
             )
             return self.runners[name], spec
+        if name == "docker":
+            # the job directory is mounted at /job: the CA bundle is seen there
+            ca_inside = f"{JOB_MOUNT}/input/cacerts" if cacerts else None
+            spec = RunSpec(
+                argv=[JOB_MOUNT], cwd=directory.path, env=container_environment(ca_inside, config),
+                timeout=timeout_minutes * 60, job_directory=directory.path,
+                image=_docker_image(worker, definition),
+            )  # fmt: skip
+            return self.runners[name], spec
         wanted = worker.get("runner")
+        if not wanted and _docker_image(worker, definition) and "docker" in self.svc.settings.runners:
+            wanted = "docker"  # say why the image cannot run
         if wanted:
             reason = getattr(self.runners.get(wanted), "unavailable_reason", None) or "not available"
             raise WorkerCannotRun(f"Worker cannot be run: its runner {wanted} is unavailable ({reason})")
@@ -228,6 +245,11 @@ def _process_command(worker: dict[str, Any], definition: WorkerDefinition | None
         root = program.parent.parent
         return root, str(program.relative_to(root))
     return None, None
+
+
+def _docker_image(worker: dict[str, Any], definition: WorkerDefinition | None) -> str | None:
+    """The worker's image (Cortex keeps it on the worker, refreshed from the definition on rescan)."""
+    return worker.get("dockerImage") or (definition.docker_image if definition else None)
 
 
 def _input_document(job_input: JobInput) -> dict[str, Any]:

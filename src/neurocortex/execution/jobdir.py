@@ -47,6 +47,24 @@ def build_config(definition_config: dict | None, worker_configuration: dict) -> 
     return config
 
 
+def network_environment(config: dict, cacerts: str | None) -> dict[str, str]:
+    """The variables that give a worker its proxy and CA bundle, whatever it is written with: cortexutils
+    exports config.proxy itself, but not before the worker's imports, nor for programs it starts or
+    workers written without it. `cacerts` is the bundle's path as the worker sees it (inside its job
+    directory, so that a sandbox or a container sees it too)."""
+    env = {}
+    proxy = config.get("proxy")
+    if isinstance(proxy, dict):
+        for scheme in ("http", "https"):
+            url = proxy.get(scheme)
+            if isinstance(url, str) and url:
+                env[f"{scheme}_proxy"] = env[f"{scheme.upper()}_PROXY"] = url
+    if cacerts:
+        # requests reads the first, OpenSSL (urllib, httpx, curl) the second
+        env["REQUESTS_CA_BUNDLE"] = env["SSL_CERT_FILE"] = cacerts
+    return env
+
+
 def _deep_merge(left: dict, right: dict) -> dict:
     """play-json's deepMerge: the right side wins, objects on both sides merge, an explicit null wins."""
     merged = copy.deepcopy(left)

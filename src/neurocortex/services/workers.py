@@ -50,7 +50,7 @@ WRITABLE = (
     "runner",
     "sandbox",
 )
-RUNNER_NAMES = ("process", "sandbox")
+RUNNER_NAMES = ("process", "sandbox", "docker")
 SANDBOX_KEYS = {"network": bool, "memoryMb": int, "cpuSeconds": int, "maxProcesses": int}
 READ_ONLY = (
     "version", "workerDefinitionId", "analyzerDefinitionId", "description", "author", "url", "license",
