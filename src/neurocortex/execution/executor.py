@@ -17,7 +17,14 @@ from typing import Any
 import orjson
 
 from neurocortex.execution.environments import environment_python
-from neurocortex.execution.jobdir import JobDirectory, JobInput, build_config, network_environment, redact
+from neurocortex.execution.jobdir import (
+    JobDirectory,
+    JobInput,
+    build_config,
+    group_id,
+    network_environment,
+    redact,
+)
 from neurocortex.execution.runners.base import Runner, RunSpec
 from neurocortex.execution.runners.docker import JOB_MOUNT
 from neurocortex.execution.runners.process import command_argv
@@ -62,6 +69,8 @@ class Executor:
     def __init__(self, svc: Services, runners: dict[str, Runner]) -> None:
         self.svc = svc
         self.runners = runners
+        # resolved once: a group that does not exist stops the server at start, not each job
+        self._job_group = group_id(svc.settings.job_directory_group)
 
     async def execute(self, job: dict[str, Any]) -> None:
         try:
@@ -111,7 +120,7 @@ class Executor:
 
         svc.settings.resolved_job_directory.mkdir(parents=True, exist_ok=True)
         directory = await asyncio.to_thread(
-            JobDirectory.create, svc.settings.resolved_job_directory, job["id"]
+            JobDirectory.create, svc.settings.resolved_job_directory, job["id"], self._job_group
         )
         try:
             document = await asyncio.to_thread(directory.write_input, job_input)
