@@ -14,6 +14,7 @@ its absolute path, so that it finds its standard library by its usual rules.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -146,6 +147,9 @@ def python_rootfs(root: Path) -> str:
     for package in (cortexutils, pip):
         source = Path(package.__file__).parent
         shutil.copytree(source, site / source.name, ignore=shutil.ignore_patterns("__pycache__"))
+        # with its metadata, so that pip sees it installed
+        metadata = Path(str(importlib.metadata.distribution(package.__name__)._path))
+        shutil.copytree(metadata, site / metadata.name)
     for library in _shared_libraries([executable, *map(str, dynload.glob("*.so"))]):
         _copy(Path(library), root)
     (root / "tmp").mkdir(mode=0o1777, exist_ok=True)

@@ -41,7 +41,8 @@ class Facts(Analyzer):
                 "argv": sys.argv[1:],
                 "uid": os.getuid(),
                 "memory_limit": memory_limit(),
-                "in_container": os.path.exists("/run/.containerenv") or os.path.exists("/.dockerenv"),
+                # Podman marks its containers so (the host itself may have a /.dockerenv)
+                "in_container": os.path.exists("/run/.containerenv"),
             }
         )
 
