@@ -17,6 +17,7 @@ import contextlib
 import importlib.metadata
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -42,6 +43,44 @@ STDLIB_SKIPPED = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2
 BASE_IMAGE = "localhost/neurocortex-test-python:1"
 
 
+class Registry:
+    """A private registry (Debian's docker-registry) on 127.0.0.1 over plain HTTP, with a password."""
+
+    USER, PASSWORD = "analyst", "s3cret-registry-password"
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.home, self.port = home, port
+        self.location = f"127.0.0.1:{port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        htpasswd = subprocess.run(["htpasswd", "-Bbn", self.USER, self.PASSWORD], capture_output=True,
+                                  text=True, check=True).stdout  # fmt: skip
+        (self.home / "htpasswd").write_text(htpasswd)
+        (self.home / "config.yml").write_text(
+            f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+            f"    rootdirectory: {self.home / 'data'}\nhttp:\n  addr: {self.location}\n"
+            f"auth:\n  htpasswd:\n    realm: tests\n    path: {self.home / 'htpasswd'}\n"
+        )
+        log = open(self.home / "registry.log", "ab")  # noqa: SIM115 - kept open for the registry's lifetime
+        self.process = subprocess.Popen([shutil.which("docker-registry") or "docker-registry", "serve",
+                                         str(self.home / "config.yml")], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((self.home / "registry.log").read_text()) from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
 def podman_missing() -> str | None:
     """Why Podman tests cannot run here, or None."""
     if sys.platform != "linux" or os.geteuid() != 0:
@@ -55,12 +94,18 @@ def podman_missing() -> str | None:
 class Podman:
     """`podman system service` on a socket of its own, and the podman CLI on the same storage."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, plain_http_registries: tuple[str, ...] = ()) -> None:
         self.home = home
         self.socket = home / "podman.sock"
         self.url = f"unix://{self.socket}"
         (home / "containers.conf").write_text(CONTAINERS_CONF)
-        self.env = os.environ | {"CONTAINERS_CONF": str(home / "containers.conf")}
+        # no registry is searched for short names; test registries speak plain HTTP
+        registries = "unqualified-search-registries = []\n" + "".join(
+            f'[[registry]]\nlocation = "{location}"\ninsecure = true\n' for location in plain_http_registries
+        )
+        (home / "registries.conf").write_text(registries)
+        self.env = os.environ | {"CONTAINERS_CONF": str(home / "containers.conf"),
+                                 "CONTAINERS_REGISTRIES_CONF": str(home / "registries.conf")}  # fmt: skip
         self.flags = ["--root", str(home / "storage"), "--runroot", str(home / "run"),
                       "--storage-driver", "overlay", "--tmpdir", str(home / "tmp")]  # fmt: skip
         (home / "tmp").mkdir(exist_ok=True)

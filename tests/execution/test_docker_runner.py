@@ -5,6 +5,7 @@ daemon reported as an unavailable runner."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from pathlib import Path
 
@@ -12,20 +13,23 @@ import pytest
 
 from neurocortex.execution.jobdir import JobDirectory
 from neurocortex.execution.runners.base import RunSpec
-from neurocortex.execution.runners.docker import DockerRunner, container_options
+from neurocortex.execution.runners.docker import DockerRunner, RegistryAuth, container_options
 from neurocortex.execution.runners.process import ProcessRunner
-from tests.conftest import TEST_WORKERS
+from tests.conftest import TEST_WORKERS, free_port
 from tests.execution.conftest import job_input
-from tests.podman import Podman, podman_missing
+from tests.podman import Podman, Registry, podman_missing
 
 pytestmark = pytest.mark.skipif(podman_missing() is not None, reason=podman_missing() or "")
 
 ANALYZERS = TEST_WORKERS / "analyzers"
 
 
+REGISTRY_PORT = free_port()
+
+
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory: pytest.TempPathFactory):
-    service = Podman(tmp_path_factory.mktemp("podman"))
+    service = Podman(tmp_path_factory.mktemp("podman"), plain_http_registries=(f"127.0.0.1:{REGISTRY_PORT}",))
     service.start()
     try:
         service.import_python_image()
@@ -35,6 +39,21 @@ def podman(tmp_path_factory: pytest.TempPathFactory):
         yield service
     finally:
         service.stop()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, podman: Podman):
+    """A private registry holding the Echo image as 127.0.0.1:<port>/private/echo:1."""
+    if shutil.which("docker-registry") is None or shutil.which("htpasswd") is None:
+        pytest.skip("docker-registry and apache2-utils are not installed (see .ci/run)")
+    registry = Registry(tmp_path_factory.mktemp("registry"), REGISTRY_PORT)
+    registry.start()
+    try:
+        podman.cli("push", "--tls-verify=false", "--creds", f"{registry.USER}:{registry.PASSWORD}",
+                   "localhost/test-echo:1", f"{registry.location}/private/echo:1")  # fmt: skip
+        yield registry
+    finally:
+        registry.stop()
 
 
 def runner(podman: Podman, **options) -> DockerRunner:
@@ -155,3 +174,24 @@ async def test_an_unreachable_daemon_makes_the_runner_unavailable(tmp_path: Path
     assert outcome.error == f"the docker runner is unavailable: {docker.unavailable_reason}"
     # the process runner stays available: the executor falls back to it (tests/e2e/test_docker_jobs.py)
     assert ProcessRunner(1024).available()
+
+
+async def test_a_private_registry_with_credentials(
+    podman: Podman, registry: Registry, jobs_root: Path
+) -> None:
+    image = f"{registry.location}/private/echo:1"
+    job = prepared(jobs_root, data="private.example")
+    anonymous = DockerRunner(1024, host=podman.url, pull="missing")
+    outcome = await anonymous.run(spec_for(job, image))
+    assert outcome.error is not None and outcome.error.startswith(
+        f"Docker image {image} is not available (pull:"
+    )
+    assert "unauthorized" in outcome.error.lower() or "authentication" in outcome.error.lower()
+    # with Cortex's docker.registry.* settings the image is pulled, then run
+    credentials = RegistryAuth(registry.USER, registry.PASSWORD, url=f"http://{registry.location}")
+    assert credentials.for_image("docker.io/library/python:3") is None  # not sent to other registries
+    authenticated = DockerRunner(1024, host=podman.url, pull="always", registry=credentials)
+    outcome = await authenticated.run(spec_for(job, image))
+    assert outcome.error is None and outcome.exit_code == 0, outcome
+    assert job.read_output(10**6).full["data"] == "private.example"
+    podman.cli("rmi", image)

@@ -315,7 +315,7 @@ class DockerRunner:
         if pending is None:
             loop = asyncio.get_running_loop()
             auth = self.registry.for_image(image) if self.registry else None
-            pending = loop.run_in_executor(self._calls, _pull, client, image, auth, self.pull_timeout)
+            pending = loop.run_in_executor(self._calls, _pull, client, image, auth)
             self._pulls[image] = pending
             pending.add_done_callback(lambda _: self._pulls.pop(image, None))
         await asyncio.wait_for(asyncio.shield(pending), self.pull_timeout)
@@ -376,9 +376,14 @@ def _has_image(client: docker.DockerClient, image: str) -> bool:
     return True
 
 
-def _pull(client: docker.DockerClient, image: str, auth: dict[str, str] | None, timeout: float) -> None:
+def _pull(client: docker.DockerClient, image: str, auth: dict[str, str] | None) -> None:
+    # bounded by the caller's wait (pull_timeout); the daemon reports progress, so no read times out
     repository, tag = docker.utils.parse_repository_tag(image)
-    client.api.pull(repository, tag=tag or "latest", auth_config=auth, timeout=timeout)
+    progress = client.api.pull(repository, tag=tag or "latest", auth_config=auth, stream=True, decode=True)
+    for event in progress:
+        # a failed pull still answers 200: the error comes in the stream
+        if isinstance(event, dict) and event.get("error"):
+            raise docker.errors.DockerException(str(event["error"]).strip())
 
 
 def _build(client: docker.DockerClient, context: Path, tag: str) -> str:
