@@ -47,6 +47,8 @@ async def build_services(settings: Settings) -> Services:
         "docker": docker_runner(settings),
     }
     available = {name for name, runner in runners.items() if runner.available()}
+    if "docker" in available and (removed := runners["docker"].remove_leftovers()):
+        log.warning("removed %d containers left by a previous run of this server", removed)
     for name in set(settings.runners) - available:
         reason = getattr(runners.get(name), "unavailable_reason", None) or "not part of this version"
         log.warning("runner %s is unavailable: %s", name, reason)

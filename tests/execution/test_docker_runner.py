@@ -195,3 +195,24 @@ async def test_a_private_registry_with_credentials(
     assert outcome.error is None and outcome.exit_code == 0, outcome
     assert job.read_output(10**6).full["data"] == "private.example"
     podman.cli("rmi", image)
+
+
+async def test_containers_left_by_a_dead_server_are_removed_at_start(podman: Podman, jobs_root: Path) -> None:
+    """A server killed with -9 leaves its containers running; the next start of that server removes them,
+    and only them."""
+    docker = runner(podman, job_root=jobs_root)
+    assert docker.available()
+    job = prepared(jobs_root, parameters={"seconds": 600})
+    mine = docker._create(
+        docker._client, "localhost/test-sleeper:1", spec_for(job, "localhost/test-sleeper:1")
+    )
+    mine.start()
+    other_root = runner(podman, job_root=jobs_root.parent / "elsewhere")
+    others = other_root._create(
+        docker._client, "localhost/test-echo:1", spec_for(job, "localhost/test-echo:1")
+    )
+    restarted = runner(podman, job_root=jobs_root)
+    assert restarted.available()
+    assert restarted.remove_leftovers() == 1
+    assert podman.containers() == [others.name]
+    others.remove(force=True)

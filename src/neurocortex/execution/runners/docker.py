@@ -63,6 +63,9 @@ PULL_POLICIES = ("always", "missing", "never")
 LABEL = "neurocortex.job"
 """Label of every container this runner starts (value: the job directory's name), for `docker ps -f`."""
 
+ROOT_LABEL = "neurocortex.jobs"
+"""Label naming the folder of the job folders of the server that started the container."""
+
 PODMAN_SOCKETS = ("/run/podman/podman.sock",)
 """Tried, after Docker's default socket, when no host is configured: rootful Podman's API service."""
 
@@ -269,7 +272,10 @@ class DockerRunner:
             name=f"neurocortex-{spec.job_directory.name[-40:]}-{secrets.token_hex(3)}",
             volumes={str(source): {"bind": JOB_MOUNT, "mode": "rw"}},
             environment=spec.env,
-            labels={LABEL: spec.job_directory.name},
+            labels={
+                LABEL: spec.job_directory.name,
+                ROOT_LABEL: str(self.job_root or spec.job_directory.parent),
+            },
             detach=True,
             stdin_open=False,
             **self.options,
@@ -331,6 +337,22 @@ class DockerRunner:
                 f"the docker runner is unavailable: {self.unavailable_reason}"
             )
         return await self._call(_build, self._client, context, tag)
+
+    def remove_leftovers(self) -> int:
+        """Remove the containers a previous run of this server left (killed with -9, its machine rebooted):
+        those labelled with this server's job folder, which no job of this starting server uses yet. Called
+        once at start-up; returns how many were removed."""
+        if self._client is None or self.job_root is None:
+            return 0
+        filters = {"label": [f"{ROOT_LABEL}={self.job_root}"]}
+        try:
+            leftovers = self._client.containers.list(all=True, filters=filters)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log.warning("cannot list leftover containers: %s", _reason(exc))
+            return 0
+        for container in leftovers:
+            _remove(container)
+        return len(leftovers)
 
     def close(self) -> None:
         self._calls.shutdown(wait=False, cancel_futures=True)
