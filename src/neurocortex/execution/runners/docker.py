@@ -242,7 +242,7 @@ class DockerRunner:
             problem = await self._ensure_image(client, image)
             if problem:
                 return _error(problem)
-            container = await self._call(self._create, client, image, spec)
+            container = await self._created(client, image, spec)
             await self._call(container.start)
             exited = asyncio.get_running_loop().run_in_executor(self._waits, _wait, container)
             exited.add_done_callback(_retrieve)
@@ -262,6 +262,19 @@ class DockerRunner:
                 # Also when the job is cancelled (server stopping): no container outlives its job.
                 await asyncio.shield(self._call(_remove, container))
         return RunOutcome(exit_code=exit_code, timed_out=timed_out, output=capture.text())
+
+    async def _created(self, client: docker.DockerClient, image: str, spec: RunSpec):
+        creating = asyncio.get_running_loop().run_in_executor(self._calls, self._create, client, image, spec)
+        try:
+            return await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # cancelled while the daemon creates it: remove it once it exists
+            creating.add_done_callback(self._remove_when_created)
+            raise
+
+    def _remove_when_created(self, creating: asyncio.Future) -> None:
+        if not creating.cancelled() and creating.exception() is None:
+            self._calls.submit(_remove, creating.result())
 
     def _create(self, client: docker.DockerClient, image: str, spec: RunSpec):
         assert spec.job_directory is not None
