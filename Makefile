@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= auto
+# the real misp-modules server the MISP tests start; its own virtualenv: it pins click and others
+MISP_MODULES_VENV ?= .venv-misp-modules
+MISP_MODULES_VERSION ?= 3.1.0
 
-.PHONY: install run test lint format bench clean
+.PHONY: install misp-modules run test lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +17,20 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+$(MISP_MODULES_VENV)/.installed-$(MISP_MODULES_VERSION):
+	$(PYTHON) -m venv $(MISP_MODULES_VENV)
+	$(MISP_MODULES_VENV)/bin/python -m pip install --quiet misp-modules==$(MISP_MODULES_VERSION)
+	touch $@
+
+misp-modules: $(MISP_MODULES_VENV)/.installed-$(MISP_MODULES_VERSION)
+
 ## Start the server with its embedded defaults (SQLite + attachments in ./data, bundled neurons).
 run: install
 	$(VENV)/bin/neurocortex serve
 
 ## Lint, then the whole test suite (tests in parallel, one server per test module) on SQLite, then the
 ## end-to-end suite again with the servers on PostgreSQL (127.0.0.1:5432), when one is reachable.
-test: install lint
+test: install misp-modules lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
 		echo "== end-to-end suite on PostgreSQL =="; \
@@ -39,4 +49,4 @@ bench: install
 	$(PY) bench/overhead.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MISP_MODULES_VENV) .pytest_cache .ruff_cache

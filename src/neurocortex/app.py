@@ -16,17 +16,20 @@ from fastapi import FastAPI
 from neurocortex import __version__
 from neurocortex.api import errors
 from neurocortex.api.middleware import CortexMiddleware
-from neurocortex.api.routes import dblists, jobs, organizations, quotas, status, stream, users, workers
+from neurocortex.api.routes import dblists, jobs, misp, organizations, quotas, status, stream, users, workers
 from neurocortex.crypto import SecretBox, load_or_create_secret
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
 from neurocortex.execution.runners.docker import DockerRunner, RegistryAuth, container_options
+from neurocortex.execution.runners.misp_modules import MispModulesRunner
 from neurocortex.execution.runners.process import ProcessRunner
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
+from neurocortex.misp import modules as misp_modules
+from neurocortex.services import catalog_refresh, cluster
 from neurocortex.services import organizations as organization_service
 from neurocortex.services import users as user_service
 from neurocortex.services.base import Services
-from neurocortex.services.catalog import CatalogLoader
+from neurocortex.services.catalog_sources import CatalogLoader
 from neurocortex.settings import Settings
 from neurocortex.store.datastore import Datastore
 from neurocortex.store.db import Database, ensure_sqlite_directory
@@ -36,20 +39,25 @@ log = logging.getLogger("neurocortex")
 
 
 async def build_services(settings: Settings) -> Services:
+    if settings.distributed and not settings.secret_key:
+        # each node would otherwise make a key of its own, and none could read the others' secrets or keys
+        raise RuntimeError("distributed mode: give every node the same NEUROCORTEX_SECRET_KEY")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url
     ensure_sqlite_directory(url)
-    db = Database(url)
+    db = Database(url, pool_size=settings.database_pool_size)
     await db.migrate()
     runners = {
         "process": ProcessRunner(settings.max_captured_output),
         "sandbox": _sandbox(settings),
         "docker": docker_runner(settings),
     }
+    if settings.misp_modules:
+        runners[misp_modules.RUNNER] = MispModulesRunner(settings.max_output_json)
     available = {name for name, runner in runners.items() if runner.available()}
     if "docker" in available and (removed := runners["docker"].remove_leftovers()):
         log.warning("removed %d containers left by a previous run of this server", removed)
-    for name in set(settings.runners) - available:
+    for name in set(settings.runners) - available - {misp_modules.RUNNER}:
         reason = getattr(runners.get(name), "unavailable_reason", None) or "not part of this version"
         log.warning("runner %s is unavailable: %s", name, reason)
     svc = Services(
@@ -58,13 +66,37 @@ async def build_services(settings: Settings) -> Services:
         db=db,
         box=SecretBox(load_or_create_secret(settings.secret_key, settings.data_dir)),
         datastore=Datastore(settings.attachment_directory),
-        catalog_loader=CatalogLoader(
-            settings.analyzers, settings.responders, available & set(settings.runners)
-        ),
+        catalog_loader=catalog_loader(settings),
     )
     await organization_service.ensure_cortex_org(svc)
-    await svc.rescan()
+    await catalog_refresh.refresh(svc, pull_images=False)
     return svc
+
+
+def _dispatcher(svc: Services) -> EmbeddedDispatcher:
+    """Jobs run in this process, or, with a broker, on the `neurocortex worker` nodes."""
+    executor = Executor(svc, svc.runners)
+    if not svc.settings.distributed:
+        return EmbeddedDispatcher(svc, executor)
+    if svc.db.is_sqlite:
+        raise RuntimeError(
+            "distributed mode needs a database all nodes share: set a postgresql+asyncpg:// URL"
+        )
+    from neurocortex.execution.broker import Broker
+    from neurocortex.execution.distributed import DistributedDispatcher
+
+    log.info("distributed mode: jobs go to the workers listening on %s", svc.settings.broker_queue)
+    return DistributedDispatcher(svc, executor, Broker(svc.settings))
+
+
+def catalog_loader(settings: Settings) -> CatalogLoader:
+    """The configured analyzer and responder sources, and the expansion modules of the misp-modules servers."""
+    extra = []
+    if settings.misp_modules:
+        extra.append(
+            misp_modules.ModulesSource(settings.misp_modules, settings.data_dir / "misp-modules.json")
+        )
+    return CatalogLoader.from_settings(settings, extra)
 
 
 def _sandbox(settings: Settings) -> SandboxRunner:
@@ -118,14 +150,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = svc
         app.state.users_exist = await user_service.any_user_exists(svc)
         app.state.setup_token = settings.setup_token or secrets.token_urlsafe(24)
-        for name, value in (
-            ("broker URL", settings.broker_url),
-            ("misp-modules servers", settings.misp_modules),
-        ):
-            if value:
-                log.error(
-                    "%s configured, but this version does not use it yet: jobs run in this process", name
-                )
         if not app.state.users_exist:
             log.warning(
                 "No user yet: create the first superadmin from this machine, or from elsewhere with the header "
@@ -140,10 +164,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task.add_done_callback(pending.discard)
 
         app.state.background = background
-        dispatcher = EmbeddedDispatcher(svc, Executor(svc, svc.runners))
+        listener = await cluster.connect(svc)
+        dispatcher = _dispatcher(svc)
         svc.job_created = dispatcher.wake
         app.state.dispatcher = dispatcher
         await dispatcher.start()
+        background(catalog_refresh.update_images(svc))
+        if settings.catalog_refresh_interval:
+            background(catalog_refresh.refresh_every(svc, settings.catalog_refresh_interval))
         log.info("neurocortex %s ready on http://%s:%s", __version__, settings.host, settings.port)
         try:
             yield
@@ -151,6 +179,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await dispatcher.stop()
             for task in pending:
                 task.cancel()
+            if listener is not None:
+                await listener.stop()
             for runner in svc.runners.values():
                 if hasattr(runner, "close"):
                     runner.close()
@@ -167,7 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
     for router in (status.router, stream.router, jobs.router, workers.analyzers, workers.responders,
-                   users.router, organizations.router, dblists.router, quotas.router, pages.router):  # fmt: skip
+                   users.router, organizations.router, dblists.router, quotas.router, misp.router, pages.router):  # fmt: skip
         app.include_router(router)
     app.add_middleware(CortexMiddleware, max_body=settings.max_upload_size)
     return app

@@ -24,6 +24,10 @@ neurons_app = typer.Typer(
     help="Per-worker virtualenvs (install, update, list) and container images (image).", no_args_is_help=True
 )
 app.add_typer(neurons_app, name="neurons")
+misp_app = typer.Typer(
+    help="MISP integration: the misp-modules servers used as analyzers.", no_args_is_help=True
+)
+app.add_typer(misp_app, name="misp")
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env NEUROCORTEX_DATA_DIR]")]
@@ -34,6 +38,10 @@ Analyzers = Annotated[
     list[str] | None, typer.Option("--analyzers", help="Analyzer source (dir, catalog file, URL); repeatable")
 ]
 Responders = Annotated[list[str] | None, typer.Option("--responders", help="Responder source; repeatable")]
+MispModules = Annotated[
+    list[str] | None,
+    typer.Option("--misp-modules", help="misp-modules server URL; repeatable [env NEUROCORTEX_MISP_MODULES]"),
+]
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -59,9 +67,7 @@ def serve(
     runners: Annotated[
         str | None, typer.Option("--runners", help="Runner order, e.g. docker,process")
     ] = None,
-    misp_modules: Annotated[
-        list[str] | None, typer.Option("--misp-modules", help="misp-modules server URL; repeatable")
-    ] = None,
+    misp_modules: MispModules = None,
 ) -> None:
     """Start the server (API, UI and the embedded dispatcher)."""
     import uvicorn
@@ -84,6 +90,40 @@ def serve(
         http="httptools",
         loop="uvloop",
     )
+
+
+@app.command()
+def worker(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    analyzers: Analyzers = None,
+    responders: Responders = None,
+    broker_url: Annotated[
+        str | None, typer.Option("--broker-url", help="Broker URL [env NEUROCORTEX_BROKER_URL]")
+    ] = None,
+    runners: Annotated[
+        str | None, typer.Option("--runners", help="Runner order, e.g. docker,process")
+    ] = None,
+    misp_modules: Annotated[
+        list[str] | None, typer.Option("--misp-modules", help="misp-modules server URL; repeatable")
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", min=1, help="Jobs run at once [default: NEUROCORTEX_MAX_RUNNING_JOBS]"),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Node name shown by Celery")] = None,
+) -> None:
+    """Run jobs sent by the `serve` nodes in distributed mode (a Celery worker on RabbitMQ or Redis)."""
+    from neurocortex.execution.worker_node import run_worker
+
+    settings = load_settings(
+        data_dir=data_dir, database_url=database_url, analyzers=analyzers, responders=responders,
+        broker_url=broker_url, runners=runners, misp_modules=misp_modules,
+    )  # fmt: skip
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run_worker(settings, concurrency or settings.running_jobs_limit, name)
 
 
 @app.command()
@@ -137,24 +177,181 @@ async def _init(settings: Settings, login: str, name: str, password: str, with_k
 
 
 @catalog_app.command("list")
-def catalog_list(analyzers: Analyzers = None, responders: Responders = None) -> None:
+def catalog_list(
+    data_dir: DataDir = None, analyzers: Analyzers = None, responders: Responders = None
+) -> None:
     """List the definitions the configured sources provide, and the ones skipped with their reason."""
-    from neurocortex.services.catalog import CatalogLoader
+    from neurocortex.app import catalog_loader
 
-    settings = load_settings(analyzers=analyzers, responders=responders)
-    catalog = CatalogLoader(
-        settings.analyzers, settings.responders, set(settings.runners) | {"process"}
-    ).load()
+    settings = load_settings(data_dir=data_dir, analyzers=analyzers, responders=responders)
+    catalog = catalog_loader(settings).load()
     for kind, definitions in (("analyzers", catalog.analyzers), ("responders", catalog.responders)):
         table = Table(title=f"{kind} ({len(definitions)})")
         for column in ("id", "data types", "runs with"):
             table.add_column(column)
         for definition in sorted(definitions.values(), key=lambda d: d.id):
-            table.add_row(definition.id, ", ".join(definition.data_types),
-                          definition.command or definition.docker_image or "")  # fmt: skip
+            runs_with = definition.command or definition.docker_image
+            if definition.runner:
+                runs_with = f"{definition.runner}: {definition.source}"
+            table.add_row(definition.id, ", ".join(definition.data_types), runs_with or "")
         console.print(table)
-    for problem in catalog.problems:
-        console.print(f"[yellow]skipped:[/yellow] {problem}")
+    _print_problems(catalog.problems)
+
+
+@catalog_app.command("show")
+def catalog_show(
+    name: Annotated[str, typer.Argument(help="Definition name (every version) or id")],
+    data_dir: DataDir = None,
+    analyzers: Analyzers = None,
+    responders: Responders = None,
+) -> None:
+    """Print a definition: what it is, how it runs, its data types and configuration items."""
+    from neurocortex.app import catalog_loader
+    from neurocortex.services.catalog import MISSING, name_key
+
+    settings = load_settings(data_dir=data_dir, analyzers=analyzers, responders=responders)
+    catalog = catalog_loader(settings).load()
+    found = [
+        d
+        for definitions in (catalog.analyzers, catalog.responders)
+        for d in definitions.values()
+        if name in (d.id, d.name) or name_key(name) == name_key(d.name)
+    ]
+    if not found:
+        console.print(f"[red]no definition named {name}[/red]")
+        _print_problems(catalog.problems)
+        raise typer.Exit(1)
+    for definition in sorted(found, key=lambda d: (d.type, d.id)):
+        about = Table.grid(padding=(0, 2))
+        about.add_column(style="bold")
+        about.add_column(overflow="fold")
+        for label, value in (
+            ("id", definition.id), ("type", definition.type), ("name", definition.name),
+            ("version", definition.version), ("description", definition.description),
+            ("author", definition.author), ("url", definition.url), ("license", definition.license),
+            ("data types", ", ".join(definition.data_types) or "(none)"),
+            ("command", definition.command or "-"), ("docker image", definition.docker_image or "-"),
+            ("base config", definition.base_config or definition.name), ("source", definition.source),
+        ):  # fmt: skip
+            about.add_row(label, value)
+        console.print(about)
+        items = Table(title=f"configuration items of {definition.id} ({len(definition.items)})")
+        for column in ("name", "type", "multi", "required", "default", "description"):
+            items.add_column(column, overflow="fold")
+        for item in definition.items:
+            default = "" if item.default is MISSING else repr(item.default)
+            items.add_row(item.name, item.type, "yes" if item.multi else "no",
+                          "yes" if item.required else "no", default, item.description)  # fmt: skip
+        console.print(items)
+        console.print()
+
+
+@catalog_app.command("refresh")
+def catalog_refresh(
+    server: Annotated[
+        str | None, typer.Option("--server", help="URL of a running server to refresh as well")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar="NEUROCORTEX_API_KEY", help="API key of an orgadmin or superadmin"),
+    ] = None,
+    data_dir: DataDir = None,
+    analyzers: Analyzers = None,
+    responders: Responders = None,
+) -> None:
+    """Download the catalogs again, rescan the sources and print what changed since the last refresh
+    (added / updated / removed / failed). Exits with 1 when a whole source failed."""
+    from neurocortex.app import catalog_loader
+    from neurocortex.services import catalog_refresh as refresh
+
+    if server and not api_key:
+        raise typer.BadParameter("--server needs --api-key (or NEUROCORTEX_API_KEY)")
+    settings = load_settings(data_dir=data_dir, analyzers=analyzers, responders=responders)
+    loader = catalog_loader(settings)
+    previous = refresh.read_state(loader.cache_dir)
+    catalog = loader.load()
+    changes = refresh.compare_and_keep(previous, catalog, loader.cache_dir)
+    table = Table(title=f"catalog changes ({len(changes)})")
+    for column in ("change", "type", "name", "detail"):
+        table.add_column(column, overflow="fold")
+    colours = {
+        refresh.ADDED: "green",
+        refresh.UPDATED: "cyan",
+        refresh.REMOVED: "yellow",
+        refresh.FAILED: "red",
+    }
+    for change in changes:
+        colour = colours[change.change]
+        table.add_row(f"[{colour}]{change.change}[/{colour}]", change.worker_type, change.name, change.detail)
+    console.print(table)
+    console.print(f"catalogs: {len(catalog.analyzers)} analyzers, {len(catalog.responders)} responders; "
+                  + ", ".join(f"{sum(c.change == k for c in changes)} {k}" for k in colours))  # fmt: skip
+    failed = any(problem.entry is None for problem in catalog.problems)
+    if server:
+        failed |= not _rescan(server, api_key or "")
+    if failed:
+        raise typer.Exit(1)
+
+
+@misp_app.command("modules")
+def misp_modules_list(
+    misp_modules: MispModules = None, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """What each configured misp-modules server offers, and where its expansion modules are enabled."""
+    settings = load_settings(misp_modules=misp_modules, data_dir=data_dir, database_url=database_url)
+    if not settings.misp_modules:
+        console.print("no misp-modules server configured (--misp-modules URL or NEUROCORTEX_MISP_MODULES)")
+        raise typer.Exit(1)
+    if not asyncio.run(_misp_modules(settings)):
+        raise typer.Exit(1)
+
+
+async def _misp_modules(settings: Settings) -> bool:
+    import httpx
+
+    from neurocortex.app import build_services
+    from neurocortex.misp import modules
+    from neurocortex.misp.types import data_type
+    from neurocortex.services import misp
+
+    svc = await build_services(settings)
+    reachable = True
+    try:
+        for server in settings.misp_modules:
+            try:
+                offered = await asyncio.to_thread(modules.fetch_modules, server)
+            except (httpx.HTTPError, ValueError) as exc:
+                console.print(f"[red]{server}: {exc}[/red]")
+                reachable = False
+                continue
+            definitions = {}
+            for module in filter(modules.is_expansion, offered):
+                try:
+                    definitions[module["name"]] = modules.to_definition(module, [server])
+                except ValueError:
+                    continue
+            enabled = await misp.enabled_where(svc, [d.id for d in definitions.values()])
+            table = Table(title=f"{server}: {len(offered)} modules, {len(definitions)} usable as analyzers")
+            for column in (
+                "module",
+                "type",
+                "analyzer definition",
+                "data types",
+                "enabled in (organization: name)",
+            ):
+                table.add_column(column, overflow="fold")
+            for module in sorted(offered, key=lambda m: (m.get("type") != "expansion", str(m.get("name")))):
+                definition = definitions.get(module.get("name"))
+                inputs = (module.get("mispattributes") or {}).get("input") or []
+                table.add_row(
+                    str(module.get("name")), str(module.get("type")), definition.id if definition else "",
+                    ", ".join(definition.data_types if definition else dict.fromkeys(map(data_type, inputs))),
+                    ", ".join(f"{org}: {name}" for org, name in enabled.get(definition.id, [])) if definition else "",
+                )  # fmt: skip
+            console.print(table)
+    finally:
+        await svc.db.close()
+    return reachable
 
 
 Jobs = Annotated[int | None, typer.Option("--jobs", "-j", help="Installs at a time [default: min(4, CPUs)]")]
@@ -217,8 +414,8 @@ def neurons_update(
     responders: Responders = None,
 ) -> None:
     """Refresh the catalogs, reinstall the environments that changed, and rescan a running server."""
+    from neurocortex.app import catalog_loader
     from neurocortex.execution import environments as envs
-    from neurocortex.services.catalog import CatalogLoader
 
     if server and not api_key:
         raise typer.BadParameter("--server needs --api-key (or NEUROCORTEX_API_KEY)")
@@ -227,7 +424,7 @@ def neurons_update(
     if pull:
         failed |= not _git_pull(envs.local_sources([*settings.analyzers, *settings.responders]))
     # Every source, http catalogs fetched again: what the server will see when it rescans.
-    catalog = CatalogLoader(settings.analyzers, settings.responders, {"process", "docker"}).load()
+    catalog = catalog_loader(settings).load()
     console.print(f"catalogs: {len(catalog.analyzers)} analyzers, {len(catalog.responders)} responders")
     _print_problems(catalog.problems)
     results = _install_with_progress(
@@ -365,7 +562,7 @@ def _install_with_progress(environments: list, *, jobs: int | None, force: bool,
     return results
 
 
-def _print_problems(problems: list[str]) -> None:
+def _print_problems(problems: list) -> None:
     for problem in problems:
         console.print(f"[yellow]skipped:[/yellow] {problem}")
 

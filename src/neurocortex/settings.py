@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # -- the settings of DESIGN.md's table --
     data_dir: Path = Path("./data")
     database_url: str | None = None
+    database_pool_size: int = Field(10, ge=1)
+    """PostgreSQL connections a node keeps open, and as many more at busy times: every node counts against
+    the server's max_connections (100 by default)."""
     host: str = "127.0.0.1"
     port: int = 9001
     analyzers: CommaList = Field(default_factory=lambda: [str(BUNDLED_NEURONS / "analyzers")])
@@ -46,6 +49,13 @@ class Settings(BaseSettings):
     runners: CommaList = Field(default_factory=lambda: ["docker", "process"])
     misp_modules: CommaList = Field(default_factory=list)
     secret_key: str | None = None
+
+    # -- distributed mode (NEUROCORTEX_BROKER_URL set) --
+    broker_queue: str = "neurocortex.jobs"
+    """The broker queue that `serve` nodes send jobs to and `neurocortex worker` nodes consume."""
+    attachments_in_database: bool | None = None
+    """Keep attachment bytes in the database too, for nodes that share no filesystem; on by default in
+    distributed mode. Each node's attachment directory is then a cache of them."""
 
     # -- jobs --
     job_directory: Path | None = None
@@ -109,6 +119,17 @@ class Settings(BaseSettings):
     python: str | None = None
     """Interpreter for `.py` workers that have no virtualenv of their own; the server's by default."""
 
+    # -- catalogs --
+    catalog_proxy: str | None = None
+    """Proxy for downloading http(s) catalogs, e.g. http://proxy:3128; the usual *_PROXY variables when unset."""
+    catalog_cacerts: Path | None = None
+    """PEM bundle of extra CAs trusted (beside the system's) for downloading catalogs."""
+    catalog_download_timeout: float = Field(30.0, gt=0)
+    """Seconds a catalog download may take."""
+    catalog_refresh_interval: float = Field(0.0, ge=0)
+    """Seconds between background catalog refreshes (download, rescan, workers follow); 0 for none beyond
+    the one at start and the admin's rescans."""
+
     # -- limits on what comes in and what workers give back --
     max_upload_size: int = 1024**3
     max_output_json: int = 64 * 1024**2
@@ -151,6 +172,16 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'neurocortex.db').resolve()}"
 
     @property
+    def distributed(self) -> bool:
+        return bool(self.broker_url)
+
+    @property
+    def shared_attachments(self) -> bool:
+        if self.attachments_in_database is not None:
+            return self.attachments_in_database
+        return self.distributed
+
+    @property
     def running_jobs_limit(self) -> int:
         if self.max_running_jobs is not None:
             return self.max_running_jobs
@@ -169,6 +200,11 @@ class Settings(BaseSettings):
     @property
     def resolved_job_directory(self) -> Path:
         return (self.job_directory or self.data_dir / "jobs").resolve()
+
+    @property
+    def catalog_directory(self) -> Path:
+        """Last good copies of the downloaded catalogs, and the state the next refresh compares with."""
+        return (self.data_dir / "catalogs").resolve()
 
     @property
     def attachment_directory(self) -> Path:

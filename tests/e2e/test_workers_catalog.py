@@ -291,10 +291,18 @@ def test_catalog_sources(tenant: Tenant, catalogs: dict) -> None:
     assert {"FromArray1_2_1", "FromArray2_1_0", "FromSingle_1_0"} <= found.keys()
     assert not any(d["name"] == "NoVersion" for d in found.values())
     assert found["FromArray1_2_1"]["version"] == "2.1" and found["FromArray1_2_1"]["command"] == "run.py"
-    # an http catalog was fetched, but its entries are unusable here: remote catalogs may not give a
-    # command, and a docker image needs a docker runner, which this server does not have
+    # an http catalog was fetched: its docker definitions load even though this server has no docker
+    # runner (a job on them says why it cannot run); a remote catalog may not give a command
     assert "/analyzers.json" in CatalogHandler.requests
-    assert not any(d["name"].startswith("Remote") for d in found.values())
+    assert {d["name"] for d in found.values() if d["name"].startswith("Remote")} == {"RemoteDocker"}
+    remote = found["RemoteDocker_1_0"]
+    assert remote["dockerImage"] == "ghcr.io/thehive-project/remotedocker:1" and remote["command"] is None
+    docker_only = enable(tenant.admin, "analyzer", "RemoteDocker_1_0")
+    assert docker_only["dockerImage"] == remote["dockerImage"] and "command" not in docker_only
+    job = run_and_wait(tenant.analyst, docker_only["id"], {"dataType": "other", "data": "x"})
+    assert job["status"] == "Failure", job
+    assert job["errorMessage"].startswith("Worker cannot be run: no runner can run it"), job
+    assert "only the docker image ghcr.io/thehive-project/remotedocker:1" in job["errorMessage"], job
     # and every loaded local definition runs
     for definition_id in ("Extra_1_0", "FromArray1_2_1", "FromSingle_1_0"):
         worker = enable(tenant.admin, "analyzer", definition_id)

@@ -195,6 +195,12 @@ async def test_a_private_registry_with_credentials(
     assert outcome.error is None and outcome.exit_code == 0, outcome
     assert job.read_output(10**6).full["data"] == "private.example"
     podman.cli("rmi", image)
+    # after a catalog refresh the images of the workers are pulled ahead of their jobs (ImageUpdater)
+    refused = await anonymous.update_images([image])
+    assert refused[image] is not None and refused[image].startswith(f"Docker image {image} is not available")
+    assert await authenticated.update_images([image]) == {image: None}
+    assert image in podman.cli("images", "--format", "{{.Repository}}:{{.Tag}}")
+    podman.cli("rmi", image)
 
 
 async def test_containers_left_by_a_dead_server_are_removed_at_start(podman: Podman, jobs_root: Path) -> None:

@@ -62,7 +62,7 @@ async def authenticate(request: Request) -> AuthContext:
             request.state.refresh_session = (user["id"], session.get("authMethod", "local"))
             return _context(user, "session", request_id)
     authorization = request.headers.get("authorization", "").strip()
-    if authorization.startswith("Bearer "):
+    if authorization[:7].lower() == "bearer ":  # the scheme is case-insensitive; older MISP sends "bearer"
         user = await users.user_for_key(svc, authorization[7:].strip())
         if user is not None:
             return _context(user, "key", request_id)

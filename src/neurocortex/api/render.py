@@ -96,7 +96,7 @@ WORKER_FIELDS = (
     "name", "version", "workerDefinitionId", "description", "author", "url", "license", "command", "dockerImage",
     "dataTypeList", "baseConfig", "rate", "rateUnit", "jobCache", "jobTimeout", "type",
     # beyond Cortex, present only when set
-    "maxConcurrency", "rateLimitPolicy", "rateLimits", "runner", "sandbox",
+    "maxConcurrency", "rateLimitPolicy", "rateLimits", "runner", "sandbox", "pinned",
 )  # fmt: skip
 
 

@@ -29,6 +29,7 @@ import heapq
 import logging
 import secrets
 from collections import Counter, deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 20.0
 IDLE_POLL_SECONDS = 1.0
 MAX_ATTEMPTS = 2
+INTERRUPTED_TWICE = (
+    "The job was interrupted twice: the process running it stopped (crash or restart) and so did the retry"
+)
 # workers per candidate query (SQLite allows 500 terms in a UNION)
 CANDIDATE_QUERY_WORKERS = 100
 
@@ -135,24 +139,28 @@ class EmbeddedDispatcher:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if interrupted:
-            # give our jobs back right away instead of letting their leases run out; not counted as a try
-            async with self.svc.db.write() as conn:
-                await conn.execute(
-                    update(t.job)
-                    .where(
-                        t.job.c.id.in_(interrupted),
-                        t.job.c.status == "InProgress",
-                        t.job.c.lease_owner.startswith(f"{self.node}/"),
-                    )  # fmt: skip
-                    .values(
-                        status="Waiting",
-                        startDate=None,
-                        lease_owner=None,
-                        lease_until=None,
-                        attempts=t.job.c.attempts - 1,
-                        updatedAt=now_ms(),  # back in the queue from now on (max_queue_time)
-                    )  # fmt: skip
-                )
+            await self._give_back(interrupted)
+
+    async def _give_back(self, job_ids: list[str]) -> None:
+        """Our claims of these jobs, back to the queue right away instead of letting their leases run out;
+        not counted as a try."""
+        async with self.svc.db.write() as conn:
+            await conn.execute(
+                update(t.job)
+                .where(
+                    t.job.c.id.in_(job_ids),
+                    t.job.c.status == "InProgress",
+                    t.job.c.lease_owner.startswith(f"{self.node}/"),
+                )  # fmt: skip
+                .values(
+                    status="Waiting",
+                    startDate=None,
+                    lease_owner=None,
+                    lease_until=None,
+                    attempts=t.job.c.attempts - 1,
+                    updatedAt=now_ms(),  # back in the queue from now on (max_queue_time)
+                )  # fmt: skip
+            )
 
     async def _claim_loop(self) -> None:
         while True:
@@ -177,6 +185,10 @@ class EmbeddedDispatcher:
             found = await conn.execute(select(t.job.c.type).where(t.job.c.status == "Waiting").distinct())
             return set(found.scalars())
 
+    async def _room(self) -> _Budget:
+        """How many more jobs may start now, in all and per type and runner."""
+        return self._node_room()
+
     def _node_room(self) -> _Budget:
         budget = _Budget()
         budget.remaining[("total",)] = self.total_limit - len(self.running)
@@ -189,15 +201,18 @@ class EmbeddedDispatcher:
     async def _claim_and_start(self) -> None:
         self._window_moves_at = None
         while True:
-            room = self._node_room()
+            room = await self._room()
             types = [k for k in self._maybe_waiting if room.remaining[("type", k)] > 0]
             if room.remaining[("total",)] <= 0 or not types:
                 return
             claimed = await self._claim(types, room)
-            for job in claimed:
-                self._start(job)
             if not claimed:
                 return
+            await self._launch(claimed)
+
+    async def _launch(self, claimed: list[dict[str, Any]]) -> None:
+        for job in claimed:
+            self._start(job)
 
     async def _claim(self, types: list[str], room: _Budget) -> list[dict[str, Any]]:
         """Claim what may start now among the Waiting jobs of `types`, fairly between organizations."""
@@ -404,22 +419,25 @@ class EmbeddedDispatcher:
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
             try:
-                if self.running:
-                    async with self.svc.db.write() as conn:
-                        await conn.execute(
-                            update(t.job)
-                            .where(
-                                t.job.c.id.in_(list(self.running)),
-                                t.job.c.lease_owner.startswith(f"{self.node}/"),
-                                t.job.c.status == "InProgress",
-                            )  # fmt: skip
-                            .values(lease_until=now_ms() + self.lease_ms)
-                        )
+                await self._renew_leases()
                 await self.recover_expired()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("dispatcher: heartbeat failed")
+
+    async def _renew_leases(self) -> None:
+        if self.running:
+            async with self.svc.db.write() as conn:
+                await conn.execute(
+                    update(t.job)
+                    .where(
+                        t.job.c.id.in_(list(self.running)),
+                        t.job.c.lease_owner.startswith(f"{self.node}/"),
+                        t.job.c.status == "InProgress",
+                    )  # fmt: skip
+                    .values(lease_until=now_ms() + self.lease_ms)
+                )
 
     async def recover_expired(self) -> None:
         """Jobs whose executor vanished: back to Waiting for one more try, or Failure after that."""
@@ -438,8 +456,7 @@ class EmbeddedDispatcher:
                     status="Failure",
                     endDate=now,
                     lease_until=None,
-                    errorMessage="The job was interrupted twice: the process running it stopped (crash or restart) "
-                    "and so did the retry",
+                    errorMessage=INTERRUPTED_TWICE,
                 )
                 .returning(t.job.c.id)
             )
@@ -501,30 +518,34 @@ class EmbeddedDispatcher:
             )
 
     async def remove_abandoned_folders(self) -> None:
-        """Job folders left by a run that was killed (kill -9, power loss): no live lease covers them."""
-        root = self.svc.settings.resolved_job_directory
-        if not root.is_dir():
-            return
-        folders = {}
-        for folder in root.glob(f"{JOB_FOLDER_PREFIX}*"):
-            job_id = folder.name[len(JOB_FOLDER_PREFIX) : len(JOB_FOLDER_PREFIX) + ID_LENGTH]
-            if job_id not in self.running:
-                folders.setdefault(job_id, []).append(folder)
-        if not folders:
-            return
-        async with self.svc.db.read() as conn:
-            live = set(
-                (
-                    await conn.execute(
-                        select(t.job.c.id).where(
-                            t.job.c.id.in_(list(folders)),
-                            t.job.c.status == "InProgress",
-                            t.job.c.lease_until >= now_ms(),
-                        )
+        await remove_abandoned_folders(self.svc, self.running)
+
+
+async def remove_abandoned_folders(svc: Services, running: Collection[str]) -> None:
+    """Job folders left by a run that was killed (kill -9, power loss): no live lease covers them."""
+    root = svc.settings.resolved_job_directory
+    if not root.is_dir():
+        return
+    folders = {}
+    for folder in root.glob(f"{JOB_FOLDER_PREFIX}*"):
+        job_id = folder.name[len(JOB_FOLDER_PREFIX) : len(JOB_FOLDER_PREFIX) + ID_LENGTH]
+        if job_id not in running:
+            folders.setdefault(job_id, []).append(folder)
+    if not folders:
+        return
+    async with svc.db.read() as conn:
+        live = set(
+            (
+                await conn.execute(
+                    select(t.job.c.id).where(
+                        t.job.c.id.in_(list(folders)),
+                        t.job.c.status == "InProgress",
+                        t.job.c.lease_until >= now_ms(),
                     )
-                ).scalars()
-            )
-        for job_id, paths in folders.items():
-            if job_id not in live:
-                for path in paths:
-                    await asyncio.to_thread(remove_folder, path)
+                )
+            ).scalars()
+        )
+    for job_id, paths in folders.items():
+        if job_id not in live:
+            for path in paths:
+                await asyncio.to_thread(remove_folder, path)

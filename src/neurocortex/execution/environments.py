@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neurocortex.services.catalog import Catalog, CatalogLoader, WorkerDefinition
+from neurocortex.services.catalog import Catalog, WorkerDefinition
+from neurocortex.services.catalog_sources import CatalogLoader
 from neurocortex.settings import Settings
 
 DEFAULT_REQUIREMENTS = "requirements.txt"
@@ -236,9 +237,7 @@ def local_sources(sources: Iterable[str]) -> list[str]:
 
 def load_local_catalog(settings: Settings) -> Catalog:
     """The definitions of the local sources only: remote catalogs run in containers, never in a venv."""
-    return CatalogLoader(
-        local_sources(settings.analyzers), local_sources(settings.responders), {"process"}
-    ).load()
+    return CatalogLoader(local_sources(settings.analyzers), local_sources(settings.responders)).load()
 
 
 def discover(settings: Settings, catalog: Catalog | None = None) -> list[WorkerEnvironment]:

@@ -29,7 +29,7 @@ from neurocortex.execution.runners.base import Runner, RunSpec
 from neurocortex.execution.runners.docker import JOB_MOUNT
 from neurocortex.execution.runners.process import command_argv
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
-from neurocortex.services import results, workers
+from neurocortex.services import attachments, results, workers
 from neurocortex.services.base import Services
 from neurocortex.services.catalog import WorkerDefinition
 
@@ -103,7 +103,7 @@ class Executor:
             else job["data"],
         )
         if job["attachment"]:
-            path = svc.datastore.path(job["attachment"]["id"])
+            path = await attachments.local_path(svc, job["attachment"]["id"])
             if path is None:
                 await results.fail(
                     svc, job, f"attachment {job['attachment']['id']} is missing from the datastore"
@@ -179,6 +179,9 @@ class Executor:
         """The worker's own runner if it names one, else the first runner, in the configured order, that can
         run it (Cortex's choice, §4.2 step 3). The dispatcher asks before claiming a job, to respect each
         runner's concurrency limit."""
+        if definition is not None and definition.runner:  # a definition only one runner can run
+            own = self.runners.get(definition.runner)
+            return definition.runner if own is not None and own.available() else None
         for name in [worker["runner"]] if worker.get("runner") else self.svc.settings.runners:
             runner = self.runners.get(name)
             if runner is None or not runner.available():
@@ -219,13 +222,44 @@ class Executor:
                 image=_docker_image(worker, definition),
             )  # fmt: skip
             return self.runners[name], spec
+        if name is not None:  # a runner that needs no command, only the job directory (misp-modules)
+            spec = RunSpec(argv=[], cwd=directory.path, env={}, timeout=timeout_minutes * 60,
+                           job_directory=directory.path)  # fmt: skip
+            return self.runners[name], spec
         wanted = worker.get("runner")
-        if not wanted and _docker_image(worker, definition) and "docker" in self.svc.settings.runners:
-            wanted = "docker"  # say why the image cannot run
         if wanted:
             reason = getattr(self.runners.get(wanted), "unavailable_reason", None) or "not available"
             raise WorkerCannotRun(f"Worker cannot be run: its runner {wanted} is unavailable ({reason})")
-        raise WorkerCannotRun("Worker cannot be run")
+        if definition is None:
+            raise WorkerCannotRun(
+                f"Worker cannot be run: its definition {worker['workerDefinitionId']} is not in the catalog"
+            )
+        raise WorkerCannotRun(
+            f"Worker cannot be run: no runner can run it ({self._needs(worker, definition)})"
+        )
+
+    def _needs(self, worker: dict[str, Any], definition: WorkerDefinition | None) -> str:
+        """Why no runner fits: what the worker needs and what became of those runners here."""
+        image = worker.get("dockerImage") or (definition.docker_image if definition else None)
+        if _process_command(worker, definition)[1] is not None:
+            needed, what = LOCAL_RUNNERS, "a command"
+        elif image:
+            # the runners that run images (docker, and kubernetes in Cortex)
+            needed, what = ("docker", "kubernetes"), f"only the docker image {image}"
+        else:
+            return "it has neither a command nor a docker image"
+        states = []
+        for name in needed:
+            runner = self.runners.get(name)
+            if name not in self.svc.settings.runners:
+                states.append(f"{name} is not in NEUROCORTEX_RUNNERS")
+            elif runner is None:
+                states.append(f"{name} is not part of this version")
+            else:
+                states.append(
+                    f"{name} is unavailable: {getattr(runner, 'unavailable_reason', None) or 'down'}"
+                )
+        return f"it has {what}; {'; '.join(states)}"
 
     def _sandbox_policy(self, worker: dict[str, Any]) -> SandboxPolicy:
         """The server's sandbox policy with the worker's own overrides (a limit of 0 means none)."""

@@ -11,7 +11,8 @@ from sqlalchemy.engine import Row
 
 from neurocortex.crypto import SecretBox
 from neurocortex.services.cache import TTLCache
-from neurocortex.services.catalog import Catalog, CatalogLoader
+from neurocortex.services.catalog import Catalog
+from neurocortex.services.catalog_sources import CatalogLoader
 from neurocortex.services.events import AuditEvent, EventBus
 from neurocortex.settings import Settings
 from neurocortex.store.datastore import Datastore
@@ -36,6 +37,8 @@ class Services:
     quotas_cache: TTLCache = field(default_factory=TTLCache)
     # set by the dispatcher so that services can wake it when a job is created
     job_created: Any = None
+    # one catalog refresh at a time (start, scans, the scheduled refresh)
+    catalog_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def rescan(self) -> Catalog:
         self.catalog = await asyncio.to_thread(self.catalog_loader.load)

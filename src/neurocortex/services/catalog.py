@@ -1,5 +1,6 @@
-"""Worker definitions (the catalog): loaded from directories in the community layout, JSON catalog files
-and http(s) catalog URLs, exactly as Cortex reads `analyzer.urls` / `responder.urls`.
+"""Worker definitions (the catalog): what a definition is, how one is parsed and named, and the catalog
+they make up. Where definitions come from (directories, catalog files, http(s) URLs, and whatever source
+is added later) is in catalog_sources.py.
 
 One bad definition never spoils a catalog: it is skipped and the reason is logged and kept in
 `Catalog.problems` for the admin to see.
@@ -8,12 +9,10 @@ One bad definition never spoils a catalog: it is skipped and the reason is logge
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import httpx
-import orjson
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +61,8 @@ class WorkerDefinition:
     command: str | None = None  # as written in the definition, relative to `root`
     root: Path | None = None  # the catalog directory the command is relative to
     source: str = ""
+    runner: str | None = None
+    """The one runner that runs this definition (misp-modules); None: the configured order decides."""
 
     @property
     def command_path(self) -> Path | None:
@@ -77,6 +78,23 @@ class WorkerDefinition:
 
 def definition_id(name: str, version: str) -> str:
     return f"{name}_{version}".replace(".", "_")
+
+
+def name_key(name: str) -> str:
+    """What the versions of one worker share: the definition id without its version."""
+    return name.replace(".", "_")
+
+
+def name_key_of(definition_id_: str, version: str) -> str | None:
+    """The name key of a definition id, given its version (a worker stores both, not the name)."""
+    suffix = "_" + version.replace(".", "_")
+    return definition_id_[: -len(suffix)] if definition_id_.endswith(suffix) else None
+
+
+def version_key(version: str) -> tuple[tuple[int, int, str], ...]:
+    """Orders versions as people read them: 1.10 after 1.9, 2.0 after 2.0-beta."""
+    parts = [p for p in re.split(r"[._\-+ ]", version) if p]
+    return tuple((1, int(p), "") if p.isdigit() else (0, 0, p) for p in parts) + ((1, -1, ""),)
 
 
 class InvalidDefinition(ValueError):
@@ -161,11 +179,31 @@ def _check_command(command: str, root: Path | None) -> None:
         raise InvalidDefinition(f"command {command!r} names no program under {root}")
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Why a source or one of its entries was not (freshly) loaded."""
+
+    source: str
+    reason: str
+    entry: str | None = None
+    """The definition (or file) concerned; None when the whole source failed."""
+    worker_type: str = ""
+
+    def __str__(self) -> str:
+        return (
+            f"{self.source}: {self.entry} skipped: {self.reason}"
+            if self.entry
+            else f"{self.source}: {self.reason}"
+        )
+
+
 @dataclass
 class Catalog:
     analyzers: dict[str, WorkerDefinition] = field(default_factory=dict)
     responders: dict[str, WorkerDefinition] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    loaded: bool = False
+    """False for the empty catalog a server holds before its first load."""
 
     def of_type(self, worker_type: str) -> dict[str, WorkerDefinition]:
         return self.analyzers if worker_type == "analyzer" else self.responders
@@ -173,83 +211,7 @@ class Catalog:
     def get(self, worker_type: str, definition: str) -> WorkerDefinition | None:
         return self.of_type(worker_type).get(definition)
 
-
-class CatalogLoader:
-    """Reads the configured sources; `runnable` tells whether some enabled runner can run a definition."""
-
-    def __init__(self, analyzer_sources: list[str], responder_sources: list[str], runners: set[str]) -> None:
-        self.sources = {"analyzer": analyzer_sources, "responder": responder_sources}
-        self.runners = runners
-
-    def load(self) -> Catalog:
-        catalog = Catalog()
-        for worker_type, sources in self.sources.items():
-            target = catalog.of_type(worker_type)
-            for source in sources:
-                try:
-                    for definition in self._load_source(source, worker_type, catalog.problems):
-                        target[definition.id] = definition  # later duplicates win, as in Cortex
-                except Exception as exc:  # an unreachable catalog must not stop the others
-                    self._problem(catalog.problems, f"{worker_type} source {source}: {exc}")
-        return catalog
-
-    def _problem(self, problems: list[str], message: str) -> None:
-        log.warning("catalog: %s", message)
-        problems.append(message)
-
-    def _load_source(self, source: str, worker_type: str, problems: list[str]) -> list[WorkerDefinition]:
-        if source.startswith(("http://", "https://")):
-            response = httpx.get(source, timeout=30, follow_redirects=True)
-            response.raise_for_status()
-            # remote catalogs may only describe container images: a command there is ignored
-            return self._parse_many(
-                orjson.loads(response.content), worker_type, None, source, problems, False
-            )
-        path = Path(source.removeprefix("file://")).expanduser().resolve()
-        if path.is_dir():
-            found: list[WorkerDefinition] = []
-            for json_file in sorted(path.glob("*/*.json")):
-                found += self._parse_file(json_file, worker_type, path, problems)
-            return found
-        if path.is_file():
-            return self._parse_file(path, worker_type, path.parent.parent, problems)
-        raise FileNotFoundError(f"{path} does not exist")
-
-    def _parse_file(
-        self, path: Path, worker_type: str, root: Path, problems: list[str]
-    ) -> list[WorkerDefinition]:
-        try:
-            document = orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError) as exc:
-            self._problem(problems, f"{path}: unreadable JSON ({exc})")
-            return []
-        return self._parse_many(document, worker_type, root, str(path), problems, True)
-
-    def _parse_many(
-        self,
-        document: Any,
-        worker_type: str,
-        root: Path | None,
-        source: str,
-        problems: list[str],
-        local: bool,
-    ) -> list[WorkerDefinition]:
-        entries = document if isinstance(document, list) else [document]
-        found = []
-        for index, raw in enumerate(entries):
-            label = raw.get("name", f"entry {index}") if isinstance(raw, dict) else f"entry {index}"
-            try:
-                definition = parse_definition(raw, worker_type, root, source, allow_command=local)
-            except InvalidDefinition as exc:
-                self._problem(problems, f"{source}: {label} skipped: {exc}")
-                continue
-            if not self._runnable(definition):
-                self._problem(problems, f"{source}: {label} skipped: no enabled runner can run it")
-                continue
-            found.append(definition)
-        return found
-
-    def _runnable(self, definition: WorkerDefinition) -> bool:
-        if definition.command and self.runners & {"process", "sandbox"}:
-            return True
-        return bool(definition.docker_image) and bool(self.runners & {"docker", "kubernetes"})
+    def newest(self, worker_type: str, key: str) -> WorkerDefinition | None:
+        """The highest version of the definitions sharing a name key (what unpinned workers follow)."""
+        versions = [d for d in self.of_type(worker_type).values() if name_key(d.name) == key]
+        return max(versions, key=lambda d: version_key(d.version), default=None)

@@ -1,20 +1,34 @@
 """Change events: what `/api/stream` delivers and what wakes `waitreport` when a job ends.
 
-Events live in this process. A job finished by another node is still seen by `waitreport`, which also
-re-reads the job row periodically (see JobService.wait_for_end); streams show this node's operations.
+On one node, events go straight to this process's waiters and streams. When nodes share a PostgreSQL
+database, every event goes through the database instead (store/notify.py) and comes back to each node,
+this one included: a job finished by a worker on another machine wakes `waitreport` and fills the
+streams of every API node, and each event is delivered once per node whichever node produced it.
+`waitreport` also re-reads the job row now and then (jobs.wait_for_end), in case an event was lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import secrets
 import string
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+log = logging.getLogger(__name__)
+
+Relay = Callable[[list[str]], Awaitable[None]]
+
 STREAM_ID_ALPHABET = string.ascii_letters + string.digits
+MAX_EVENT_SIZE = 7800
+"""Bytes of one event sent between nodes (PostgreSQL's NOTIFY takes less than 8000)."""
 
 
 @dataclass
@@ -60,12 +74,55 @@ class EventBus:
     def __init__(self) -> None:
         self._job_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._streams: dict[str, Stream] = {}
+        # called with the id of every job that ends, on any node (the dispatcher: room for another job)
+        self.job_end_listeners: list[Callable[[str], None]] = []
+        self._relay: Relay | None = None
+        self._outbox: list[str] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    # -- between nodes --
+    def relay_through(self, send: Relay) -> None:
+        """From now on, send every event to all nodes with `send`; they come back through `receive`."""
+        self._relay = send
+
+    def receive(self, payload: str) -> None:
+        message = orjson.loads(payload)
+        if message["kind"] == "end":
+            self._job_ended_here(message["job"])
+        elif message["kind"] == "event":
+            self._publish_here(AuditEvent(**message["event"]))
+
+    def _post(self, message: dict[str, Any]) -> None:
+        self._outbox.append(orjson.dumps(message).decode())
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        """Send what accumulated, in order, in as few transactions as the pace of events allows."""
+        assert self._relay is not None
+        try:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                try:
+                    await self._relay(batch)
+                except Exception as exc:
+                    log.warning("%d events could not be sent to the other nodes: %s", len(batch), exc)
+        finally:
+            self._flushing = None
 
     # -- job completion --
     def job_ended(self, job_id: str) -> None:
+        if self._relay is not None:
+            self._post({"kind": "end", "job": job_id})
+        else:
+            self._job_ended_here(job_id)
+
+    def _job_ended_here(self, job_id: str) -> None:
         for waiter in self._job_waiters.pop(job_id, []):
             if not waiter.done():
                 waiter.set_result(None)
+        for listener in self.job_end_listeners:
+            listener(job_id)
 
     def job_waiter(self, job_id: str) -> asyncio.Future[None]:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -81,6 +138,19 @@ class EventBus:
 
     # -- audit streams --
     def publish(self, event: AuditEvent) -> None:
+        if self._relay is None:
+            self._publish_here(event)
+            return
+        message = {"kind": "event", "event": dataclasses.asdict(event)}
+        if len(orjson.dumps(message)) > MAX_EVENT_SIZE:
+            # too large for one notification: the entity is announced by its id only
+            event = dataclasses.replace(event, object={"id": event.object_id, "_id": event.object_id})
+            message["event"] = dataclasses.asdict(event)
+            if len(orjson.dumps(message)) > MAX_EVENT_SIZE:
+                message["event"]["details"] = {}
+        self._post(message)
+
+    def _publish_here(self, event: AuditEvent) -> None:
         for stream in self._streams.values():
             if stream.organization is None or stream.organization == event.organization:
                 stream.events.append(event)

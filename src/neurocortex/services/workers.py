@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -16,6 +18,7 @@ from neurocortex.errors import (
     AttributeError_,
     BadRequestError,
     ConflictError,
+    CortexError,
     NotFoundError,
     invalid_format,
     missing_attribute,
@@ -27,11 +30,19 @@ from neurocortex.execution.jobdir import build_config
 from neurocortex.ids import new_id, now_ms
 from neurocortex.services.base import Services, as_dict
 from neurocortex.services.cache import MISSING as NOT_CACHED
-from neurocortex.services.catalog import MISSING, ConfigurationItem, WorkerDefinition
+from neurocortex.services.catalog import (
+    MISSING,
+    ConfigurationItem,
+    WorkerDefinition,
+    name_key_of,
+    version_key,
+)
 from neurocortex.services.scheduling import POLICIES, RATE_UNITS
 from neurocortex.store import tables as t
 from neurocortex.store.search import search as store_search
 from neurocortex.store.search_models import WORKER
+
+log = logging.getLogger(__name__)
 
 WRITABLE = (
     "name",
@@ -49,6 +60,8 @@ WRITABLE = (
     # beyond Cortex (execution/executor.py)
     "runner",
     "sandbox",
+    # beyond Cortex: a pinned worker keeps its definition version when the catalog brings a new one
+    "pinned",
 )
 RUNNER_NAMES = ("process", "sandbox", "docker")
 SANDBOX_KEYS = {"network": bool, "memoryMb": int, "cpuSeconds": int, "maxProcesses": int}
@@ -218,6 +231,11 @@ def _check_limits(fields: dict[str, Any], errors: list[AttributeError_]) -> dict
             errors.append(invalid_format("runner", fields["runner"], "|".join(RUNNER_NAMES)))
     if "sandbox" in fields:
         values["sandbox"] = _sandbox_policy(fields["sandbox"], errors)
+    if "pinned" in fields:
+        if fields["pinned"] in (True, False, None):
+            values["pinned"] = fields["pinned"] or None  # stored as true or null, shown only when true
+        else:
+            errors.append(invalid_format("pinned", fields["pinned"], "boolean"))
     return values
 
 
@@ -311,6 +329,7 @@ async def enable(
         raise ConflictError(
             f"{worker_type} {name} already exists in organization {ctx.organization}"
         ) from None
+    svc.workers_cache.clear()  # lists cached per organization (MISP's /modules) include it at once
     svc.publish(ctx.user_id, ctx.request_id, "worker", row["id"], "Creation", ctx.organization, public(row))
     return row
 
@@ -390,6 +409,12 @@ async def update_worker(
         if svc.job_created is not None:
             svc.job_created(None)  # a raised cap or another policy may let Waiting jobs start
         worker |= changes
+        if "pinned" in changes and not changes["pinned"]:
+            # unpinned: it follows the catalog's newest version now, not at the next refresh
+            for move in await follow_catalog(svc, {worker_id_}):
+                worker = await by_id(svc, worker_id_) or worker
+                if move.error:
+                    log.warning("catalog: %s", move)
         audited = {k: v for k, v in changes.items() if k != "configuration"}
         svc.publish(ctx.user_id, ctx.request_id, "worker", worker_id_, "Update", ctx.organization, public(worker),
                     audited)  # fmt: skip
@@ -425,20 +450,89 @@ async def obsolete_types(svc: Services, ctx: AuthContext) -> list[str]:
     return sorted(alerts)
 
 
-async def refresh_docker_images(svc: Services) -> None:
-    """After a rescan, workers follow their definition's image (Cortex's worker.updateDockerImage)."""
-    async with svc.db.write() as conn:
-        rows = (await conn.execute(select(t.worker.c.id, t.worker.c.type, t.worker.c.workerDefinitionId,
-                                          t.worker.c.dockerImage))).all()  # fmt: skip
-        for worker_id_, worker_type, definition_id, image in rows:
-            definition = svc.catalog.get(worker_type, definition_id)
-            if definition and definition.docker_image and definition.docker_image != image:
-                await conn.execute(
-                    update(t.worker)
-                    .where(t.worker.c.id == worker_id_)
-                    .values(dockerImage=definition.docker_image)
-                )
-    svc.workers_cache.clear()
+@dataclass(frozen=True)
+class WorkerMove:
+    """What a catalog refresh did to one enabled worker (or could not do: `error`)."""
+
+    organization: str
+    worker: str
+    worker_type: str
+    change: str
+    error: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.worker_type} {self.worker} of {self.organization}"
+        return f"{where} not moved ({self.change}): {self.error}" if self.error else f"{where}: {self.change}"
+
+
+async def follow_catalog(svc: Services, worker_ids: set[str] | None = None) -> list[WorkerMove]:
+    """After a catalog load, unpinned workers follow their definition: to the newest version of its name
+    when that is newer than theirs, else to the definition's current docker image (Cortex's
+    `worker.updateDockerImage`). Pinned workers keep their version, image and command; when their
+    definition has left the catalog they are obsolete (`/api/alert`) and still run, as in Cortex."""
+    async with svc.db.read() as conn:
+        rows = [dict(row._mapping) for row in await conn.execute(select(t.worker))]
+    moves: list[WorkerMove] = []
+    updates: list[tuple[str, dict[str, Any]]] = []
+    for row in rows:
+        if row["pinned"] or (worker_ids is not None and row["id"] not in worker_ids):
+            continue
+        definition = svc.catalog.get(row["type"], row["workerDefinitionId"])
+        key = name_key_of(row["workerDefinitionId"], row["version"])
+        newest = svc.catalog.newest(row["type"], key) if key else None
+        where = (row["organization"], row["name"], row["type"])
+        # only up: when a version leaves the catalog, an older one left behind is no replacement
+        if newest is not None and version_key(newest.version) > version_key(row["version"]):
+            change = f"{row['workerDefinitionId']} → {newest.id}"
+            try:
+                updates.append((row["id"], _moved_to(svc, row, definition, newest)))
+                moves.append(WorkerMove(*where, change))
+            except CortexError as exc:
+                moves.append(WorkerMove(*where, change, f"its configuration does not fit: {exc}"))
+        elif definition and definition.docker_image and definition.docker_image != row["dockerImage"]:
+            updates.append((row["id"], {"dockerImage": definition.docker_image}))
+            moves.append(WorkerMove(*where, f"image {row['dockerImage']} → {definition.docker_image}"))
+    if updates:
+        async with svc.db.write() as conn:
+            for worker_id_, values in updates:
+                values |= {"updatedBy": "catalog", "updatedAt": now_ms()}
+                await conn.execute(update(t.worker).where(t.worker.c.id == worker_id_).values(values))
+        svc.workers_cache.clear()
+    return moves
+
+
+def _moved_to(
+    svc: Services, row: dict[str, Any], previous: WorkerDefinition | None, newest: WorkerDefinition
+) -> dict[str, Any]:
+    """The worker's new columns. Its configuration keeps the values the new version still accepts and takes
+    the new items' defaults; a new required item without a default refuses the move (CortexError)."""
+    items = accepted_items(svc, newest)
+    names = {item.name for item in items}
+    configuration = {k: v for k, v in decrypt_configuration(svc, row).items() if k in names}
+    configuration = validate_configuration(items, configuration, row["name"])
+    command_path = newest.command_path
+    values = {
+        "version": newest.version, "workerDefinitionId": newest.id, "description": newest.description,
+        "author": newest.author, "url": newest.url, "license": newest.license,
+        "command": str(command_path) if command_path else None, "dockerImage": newest.docker_image,
+        "baseConfig": newest.base_config or newest.name,
+        "configuration": svc.box.encrypt(orjson.dumps(configuration).decode()),
+    }  # fmt: skip
+    # data types the admin chose on enabling are theirs; the definition's own list follows the definition
+    if previous is None or list(row["dataTypeList"]) == list(previous.data_types):
+        values["dataTypeList"] = list(newest.data_types)
+    return values
+
+
+async def images_to_update(svc: Services) -> list[str]:
+    """The images of the enabled workers that are not pinned (what an image refresh may pull)."""
+    statement = (
+        select(t.worker.c.dockerImage)
+        .where(t.worker.c.dockerImage.is_not(None), t.worker.c.pinned.is_(None))
+        .distinct()
+    )
+    async with svc.db.read() as conn:
+        return sorted(image for (image,) in await conn.execute(statement))
 
 
 # -- base configurations (organization-level defaults the UI uses to pre-fill a worker's configuration) --

@@ -11,11 +11,11 @@ import hashlib
 import os
 import re
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from neurocortex import zipcrypto
 from neurocortex.errors import NotFoundError, PayloadTooLarge
 
 CHUNK_SIZE = 1024 * 1024
@@ -90,55 +90,14 @@ class Datastore:
                 location.unlink()
 
     def write_zip(self, file_id: str, entry_name: str, password: str, destination: BinaryIO) -> None:
-        """Write to `destination` a ZIP holding the file as `entry_name`, encrypted with ZipCrypto.
-
-        ZipCrypto is weak, but it is what Cortex produces and what every unzip tool opens: the point is to
-        keep antivirus and careless double-clicks away from malware samples, not secrecy. Entries are
-        stored uncompressed: samples are mostly packed or already compressed, and storing is several times
-        faster. The archive is written sequentially (data descriptor), so `destination` need not be seekable.
-        """
+        """Write to `destination` a ZIP holding the file as `entry_name`, encrypted with ZipCrypto."""
         location = self.path(file_id)
         if location is None:
             raise NotFoundError(f"File {file_id} not found")
-        if not entry_name or any(c in entry_name for c in "/\\\0"):
-            raise ValueError(f"Invalid ZIP entry name {entry_name!r}")
-        try:
-            # libarchive does the encryption in C with the GIL released; imported here so that a host
-            # without the system library only loses ZIP downloads.
-            import libarchive
-        except (ImportError, OSError) as exc:  # pragma: no cover - depends on the host
-            raise RuntimeError(
-                "ZIP downloads need the system libarchive (Debian/Ubuntu package libarchive13)"
-            ) from exc
-
-        failure: list[BaseException] = []
-
-        def write_block(block) -> int:
-            try:
-                destination.write(bytes(block))
-            except BaseException as exc:  # reported after libarchive gives up
-                failure.append(exc)
-                return -1
-            return len(block)
-
         with open(location, "rb") as source:
             size = os.fstat(source.fileno()).st_size
             chunks = iter(lambda: source.read(CHUNK_SIZE), b"")
-            try:
-                with libarchive.custom_writer(
-                    write_block,
-                    "zip",
-                    options="zip:encryption=zipcrypt,zip:compression=store",
-                    passphrase=password,
-                    block_size=CHUNK_SIZE,
-                ) as archive:
-                    archive.add_file_from_memory(
-                        entry_name, size, chunks, permission=0o644, mtime=time.time()
-                    )
-            except libarchive.ArchiveError:
-                if failure:
-                    raise failure[0] from None
-                raise
+            zipcrypto.write(destination, entry_name, size, chunks, password, CHUNK_SIZE)
 
     def _location(self, file_id: str) -> Path:
         return self.root / file_id[:2] / file_id[2:4] / file_id

@@ -39,7 +39,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -49,7 +49,9 @@ class Database:
             self.async_engine = None
             self._write_lock = asyncio.Lock()
         else:
-            self.async_engine = create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+            self.async_engine = create_async_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection | InlineConnection]:
@@ -124,7 +126,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+MIGRATION_LOCK = 0x6E636D67  # any constant shared by every node: serializes their migrations
+
+
 def _upgrade_to_head(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # nodes starting together: one migrates, the others wait and then find nothing to do
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
     command.upgrade(alembic_config(connection), "head")
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -99,6 +101,9 @@ worker = Table(
     # sandbox policy overrides ({"network", "memoryMb", "cpuSeconds", "maxProcesses"})
     Column("runner", String(16)),
     Column("sandbox", JSON),
+    # beyond Cortex: true keeps the worker on its definition version across catalog refreshes; null (the
+    # default) lets it follow the newest version (services/workers.follow_catalog)
+    Column("pinned", Boolean),
     *_system_columns(),
 )
 
@@ -209,4 +214,27 @@ dblist = Table(
     Column("dblist", String(255), nullable=False, index=True),
     Column("value", Text, nullable=False),  # JSON text
     *_system_columns(),
+)
+
+attachment_chunk = Table(
+    "attachment_chunk",
+    metadata,
+    # the bytes of an attachment in the database, for nodes that share no filesystem (distributed mode):
+    # every node keeps the datastore directory as a cache and fetches what it lacks from here
+    Column("attachment", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+node = Table(
+    "node",
+    metadata,
+    # the `neurocortex worker` processes alive, with the number of jobs each can run at once: the
+    # dispatcher sends no more jobs to the broker than they can start
+    Column("id", String(64), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("running", Integer, nullable=False),
+    Column("startedAt", BigInteger, nullable=False),
+    Column("seenAt", BigInteger, nullable=False, index=True),
 )

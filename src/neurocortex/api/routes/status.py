@@ -12,12 +12,12 @@ from starlette.responses import FileResponse, RedirectResponse, Response, Stream
 
 from neurocortex import CORTEX_API_VERSION, __version__
 from neurocortex.api.auth import requires, services
-from neurocortex.api.render import json_response, no_content
+from neurocortex.api.render import json_response, list_response, no_content
 from neurocortex.api.routes.common import fields_of
 from neurocortex.auth.context import AuthContext
 from neurocortex.auth.sessions import SESSION_COOKIE
 from neurocortex.errors import AuthenticationError, BadRequestError, NotFoundError
-from neurocortex.services import users, workers
+from neurocortex.services import attachments, cluster, users, workers
 
 router = APIRouter()
 FORBIDDEN_NAME = re.compile(r"[/\\\n\r\t\x00\f`?*<>|\":;]")
@@ -47,6 +47,13 @@ async def status(request: Request) -> Response:
 @router.get("/api/health")
 async def health(request: Request) -> Response:
     return json_response({"status": "ok"})
+
+
+@router.get("/api/node")
+async def nodes(request: Request, _ctx: AuthContext = Depends(requires("superadmin"))) -> Response:
+    """The `neurocortex worker` nodes alive now, with their capacity and running jobs (distributed mode)."""
+    found = await cluster.live_nodes(services(request))
+    return list_response(found, len(found))
 
 
 @router.get("/api/alert")
@@ -104,7 +111,7 @@ async def download(
     if file_hash.startswith("{{"):
         return no_content()
     name = _download_name(request.query_params.get("name"), file_hash)
-    path = services(request).datastore.path(file_hash)
+    path = await attachments.local_path(services(request), file_hash)
     if path is None:
         raise NotFoundError(f"attachment {file_hash} not found")
     return FileResponse(path, media_type="application/octet-stream", headers=_attachment_headers(name))
@@ -118,7 +125,7 @@ async def download_zip(
         return no_content()
     svc = services(request)
     name = _download_name(request.query_params.get("name"), file_hash)
-    if svc.datastore.path(file_hash) is None:
+    if await attachments.local_path(svc, file_hash) is None:
         raise NotFoundError(f"attachment {file_hash} not found")
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the generator that streams it
     await asyncio.to_thread(svc.datastore.write_zip, file_hash, name, svc.settings.attachment_password, spool)

@@ -13,7 +13,7 @@ from neurocortex.api.render import json_response, list_response, no_content
 from neurocortex.api.routes.common import fields_of
 from neurocortex.auth.context import AuthContext
 from neurocortex.errors import NotFoundError, missing_attribute, raise_attribute_errors
-from neurocortex.services import scheduling, workers
+from neurocortex.services import catalog_refresh, scheduling, workers
 from neurocortex.services.base import Services
 
 ADMINS = ("orgadmin", "superadmin")
@@ -58,7 +58,7 @@ def build(kind: str) -> APIRouter:
 
     @router.post(f"/api/{kind}definition/scan")
     async def scan(request: Request, _ctx: AuthContext = Depends(requires(*ADMINS))) -> Response:
-        request.app.state.background(_rescan(services(request)))
+        request.app.state.background(catalog_refresh.refresh(services(request)))
         return no_content()
 
     @router.get(f"/api/{kind}config")
@@ -132,11 +132,6 @@ def build(kind: str) -> APIRouter:
         return no_content()
 
     return router
-
-
-async def _rescan(svc: Services) -> None:
-    await svc.rescan()
-    await workers.refresh_docker_images(svc)
 
 
 analyzers = build("analyzer")

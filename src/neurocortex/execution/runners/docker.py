@@ -328,6 +328,22 @@ class DockerRunner:
         )
         return f"Docker image {image} is not available{why}"
 
+    async def update_images(self, images: list[str]) -> dict[str, str | None]:
+        """Pull the images of the enabled workers after a catalog refresh (services/catalog_refresh.py's
+        ImageUpdater), so that no job waits for it: image → None when it is there, else why not."""
+        results: dict[str, str | None] = {}
+        client = self._client
+        for image in images:
+            if client is None:
+                results[image] = f"the docker runner is unavailable: {self.unavailable_reason}"
+                continue
+            try:
+                results[image] = await self._ensure_image(client, self.image_prefix + image)
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                self._lost(exc)
+                results[image] = _reason(exc)
+        return results
+
     async def _pull_once(self, client: docker.DockerClient, image: str) -> None:
         """Jobs of the same image share one pull in flight."""
         pending = self._pulls.get(image)

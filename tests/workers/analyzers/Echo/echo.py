@@ -19,6 +19,7 @@ class Echo(Analyzer):
             "config": {k: v for k, v in self.get_param("config", {}).items() if k != "api_key"},
             "has_api_key": self.get_param("config.api_key") is not None,
             "cwd": os.getcwd(),
+            "job_directory": sys.argv[1] if len(sys.argv) > 1 else None,
             "python": sys.executable,
             "uid": os.getuid(),
             "env_has_secret": any(k.startswith("NEUROCORTEX_") for k in os.environ),
