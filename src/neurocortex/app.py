@@ -56,7 +56,7 @@ async def build_services(settings: Settings) -> Services:
         runners[misp_modules.RUNNER] = MispModulesRunner(settings.max_output_json)
     available = {name for name, runner in runners.items() if runner.available()}
     if "docker" in available and (removed := runners["docker"].remove_leftovers()):
-        log.warning("removed %d containers left by a previous run of this server", removed)
+        log.warning("removed %d containers left by a node of this machine that died", removed)
     for name in set(settings.runners) - available - {misp_modules.RUNNER}:
         reason = getattr(runners.get(name), "unavailable_reason", None) or "not part of this version"
         log.warning("runner %s is unavailable: %s", name, reason)

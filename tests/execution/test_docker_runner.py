@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,7 +15,13 @@ import pytest
 
 from neurocortex.execution.jobdir import JobDirectory
 from neurocortex.execution.runners.base import RunSpec
-from neurocortex.execution.runners.docker import DockerRunner, RegistryAuth, container_options
+from neurocortex.execution.runners.docker import (
+    OWNER_LABEL,
+    ROOT_LABEL,
+    DockerRunner,
+    RegistryAuth,
+    container_options,
+)
 from neurocortex.execution.runners.process import ProcessRunner
 from tests.conftest import TEST_WORKERS, free_port
 from tests.execution.conftest import job_input
@@ -204,21 +212,23 @@ async def test_a_private_registry_with_credentials(
 
 
 async def test_containers_left_by_a_dead_server_are_removed_at_start(podman: Podman, jobs_root: Path) -> None:
-    """A server killed with -9 leaves its containers running; the next start of that server removes them,
-    and only them."""
+    """A node killed with -9 leaves its containers running; the next start of a node on that job folder
+    removes them, and only them: not those of a live node sharing the folder, nor of another folder."""
     docker = runner(podman, job_root=jobs_root)
     assert docker.available()
     job = prepared(jobs_root, parameters={"seconds": 600})
-    mine = docker._create(
-        docker._client, "localhost/test-sleeper:1", spec_for(job, "localhost/test-sleeper:1")
-    )
-    mine.start()
-    other_root = runner(podman, job_root=jobs_root.parent / "elsewhere")
-    others = other_root._create(
-        docker._client, "localhost/test-echo:1", spec_for(job, "localhost/test-echo:1")
-    )
+    spec = spec_for(job, "localhost/test-sleeper:1")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    labels = {ROOT_LABEL: str(jobs_root), OWNER_LABEL: f"{socket.gethostname()}:{gone.pid}"}
+    orphan = docker._client.containers.create("localhost/test-sleeper:1", ["/job"], labels=labels)
+    orphan.start()
+    live = docker._create(docker._client, "localhost/test-sleeper:1", spec)  # this process: alive
+    elsewhere = runner(podman, job_root=jobs_root.parent / "elsewhere")
+    other = elsewhere._create(docker._client, "localhost/test-echo:1", spec)
     restarted = runner(podman, job_root=jobs_root)
     assert restarted.available()
     assert restarted.remove_leftovers() == 1
-    assert podman.containers() == [others.name]
-    others.remove(force=True)
+    assert sorted(podman.containers()) == sorted([live.name, other.name])
+    live.remove(force=True)
+    other.remove(force=True)

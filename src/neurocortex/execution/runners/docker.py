@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,9 @@ LABEL = "neurocortex.job"
 
 ROOT_LABEL = "neurocortex.jobs"
 """Label naming the folder of the job folders of the server that started the container."""
+
+OWNER_LABEL = "neurocortex.owner"
+"""Label naming the process that started the container: `<hostname>:<pid>`."""
 
 PODMAN_SOCKETS = ("/run/podman/podman.sock",)
 """Tried, after Docker's default socket, when no host is configured: rootful Podman's API service."""
@@ -115,9 +119,9 @@ def resolve_host(configured: str | None, environ: dict[str, str] | None = None) 
         return configured
     if environ.get("DOCKER_HOST"):
         return environ["DOCKER_HOST"]
-    for socket in ("/var/run/docker.sock", *PODMAN_SOCKETS):
-        if os.path.exists(socket):
-            return f"unix://{socket}"
+    for path in ("/var/run/docker.sock", *PODMAN_SOCKETS):
+        if os.path.exists(path):
+            return f"unix://{path}"
     return None
 
 
@@ -288,6 +292,7 @@ class DockerRunner:
             labels={
                 LABEL: spec.job_directory.name,
                 ROOT_LABEL: str(self.job_root or spec.job_directory.parent),
+                OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}",
             },
             detach=True,
             stdin_open=False,
@@ -368,17 +373,19 @@ class DockerRunner:
         return await self._call(_build, self._client, context, tag)
 
     def remove_leftovers(self) -> int:
-        """Remove the containers a previous run of this server left (killed with -9, its machine rebooted):
-        those labelled with this server's job folder, which no job of this starting server uses yet. Called
-        once at start-up; returns how many were removed."""
+        """Remove the containers that a server or worker node of this machine, using this job folder, left
+        when it died (killed with -9, the machine rebooted): the ones whose owning process is gone. Those of
+        live nodes sharing the folder and the daemon, and those of other machines, are theirs. Called at
+        start-up; returns how many were removed."""
         if self._client is None or self.job_root is None:
             return 0
         filters = {"label": [f"{ROOT_LABEL}={self.job_root}"]}
         try:
-            leftovers = self._client.containers.list(all=True, filters=filters)
+            found = self._client.containers.list(all=True, filters=filters)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             log.warning("cannot list leftover containers: %s", _reason(exc))
             return 0
+        leftovers = [c for c in found if _owner_is_gone(c.labels.get(OWNER_LABEL, ""))]
         for container in leftovers:
             _remove(container)
         return len(leftovers)
@@ -443,6 +450,19 @@ def _build(client: docker.DockerClient, context: Path, tag: str) -> str:
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
+
+
+def _owner_is_gone(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    return False
 
 
 def _retrieve(future: asyncio.Future) -> None:
