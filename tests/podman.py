@@ -22,6 +22,7 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -96,7 +97,10 @@ class Podman:
 
     def __init__(self, home: Path, plain_http_registries: tuple[str, ...] = ()) -> None:
         self.home = home
-        self.socket = home / "podman.sock"
+        # podman refuses a runroot longer than 50 characters, and a socket's path is limited too: both go
+        # to a short folder of their own (pytest's, under xdist, are longer)
+        self.short = Path(tempfile.mkdtemp(prefix="ncp-", dir="/tmp"))
+        self.socket = self.short / "podman.sock"
         self.url = f"unix://{self.socket}"
         (home / "containers.conf").write_text(CONTAINERS_CONF)
         # no registry is searched for short names; test registries speak plain HTTP
@@ -106,7 +110,7 @@ class Podman:
         (home / "registries.conf").write_text(registries)
         self.env = os.environ | {"CONTAINERS_CONF": str(home / "containers.conf"),
                                  "CONTAINERS_REGISTRIES_CONF": str(home / "registries.conf")}  # fmt: skip
-        self.flags = ["--root", str(home / "storage"), "--runroot", str(home / "run"),
+        self.flags = ["--root", str(home / "storage"), "--runroot", str(self.short / "run"),
                       "--storage-driver", "overlay", "--tmpdir", str(home / "tmp")]  # fmt: skip
         (home / "tmp").mkdir(exist_ok=True)
         self.process: subprocess.Popen | None = None
@@ -150,6 +154,7 @@ class Podman:
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self.cli("system", "reset", "--force", timeout=120)
         shutil.rmtree(self.home / "storage", ignore_errors=True)
+        shutil.rmtree(self.short, ignore_errors=True)
 
     def import_python_image(self, name: str = BASE_IMAGE) -> str:
         """The interpreter running the tests, with cortexutils and pip, as an image (no entrypoint)."""
