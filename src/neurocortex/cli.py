@@ -20,7 +20,9 @@ app = typer.Typer(help="neurocortex: a Cortex-compatible observable-analysis and
                   no_args_is_help=True, add_completion=False)  # fmt: skip
 catalog_app = typer.Typer(help="Inspect the analyzer and responder catalogs.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
-neurons_app = typer.Typer(help="Per-worker virtualenvs: install, update and list them.", no_args_is_help=True)
+neurons_app = typer.Typer(
+    help="Per-worker virtualenvs (install, update, list) and container images (image).", no_args_is_help=True
+)
 app.add_typer(neurons_app, name="neurons")
 misp_app = typer.Typer(
     help="MISP integration: the misp-modules servers used as analyzers.", no_args_is_help=True
@@ -512,6 +514,61 @@ def neurons_list(
             ", ".join(sorted(environment.names)), failure,
         )  # fmt: skip
     console.print(table)
+
+
+@neurons_app.command("image")
+def neurons_image(
+    name: Annotated[str, typer.Argument(help="Worker directory name, definition name or id")],
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Image name [default: neurocortex-local/<dir>:<version>]")
+    ] = None,
+    base: Annotated[
+        str, typer.Option("--base", help="Base image of a Dockerfile written now")
+    ] = "python:3-slim",
+    analyzers: Analyzers = None,
+    responders: Responders = None,
+) -> None:
+    """Build a container image of a local worker (writing its Dockerfile when it has none), for the docker
+    runner, with the Docker or Podman daemon of NEUROCORTEX_DOCKER_HOST / DOCKER_HOST."""
+    import docker.errors
+
+    from neurocortex.app import docker_runner
+    from neurocortex.execution import environments as envs
+    from neurocortex.execution import images
+
+    settings = load_settings(analyzers=analyzers, responders=responders)
+    catalog = envs.load_local_catalog(settings)
+    try:
+        definitions = images.definitions_named(catalog, name)
+        if not definitions:
+            console.print(f"[red]no local worker named {name}[/red]")
+            raise typer.Exit(1)
+        plan = images.plan(definitions, tag, base)
+    except images.ImageError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    kept = "written" if plan.written else "kept as it is"
+    console.print(f"{plan.dockerfile}: {kept}; building {plan.tag} ...")
+    runner = docker_runner(settings)
+    try:
+        if not runner.available():
+            console.print(f"[red]cannot build: {runner.unavailable_reason}[/red]")
+            raise typer.Exit(1)
+        try:
+            asyncio.run(runner.build(plan.directory, plan.tag))
+        except docker.errors.BuildError as exc:
+            log = "".join(line.get("stream", "") for line in exc.build_log if isinstance(line, dict))
+            console.print(log[-4000:], markup=False, highlight=False)
+            console.print(f"[red]build failed: {exc.msg}[/red]")
+            raise typer.Exit(1) from None
+        except docker.errors.DockerException as exc:
+            console.print(f"[red]build failed: {exc}[/red]")
+            raise typer.Exit(1) from None
+    finally:
+        runner.close()
+    ids = ", ".join(d.id for d in definitions)
+    console.print(f"[green]built {plan.tag}[/green] for {ids}. Run them with it: enable the worker with "
+                  f'"dockerImage": "{plan.tag}" (and "runner": "docker" to require it).')  # fmt: skip
 
 
 def _install_with_progress(environments: list, *, jobs: int | None, force: bool, timeout: float) -> list:

@@ -94,6 +94,32 @@ class Settings(BaseSettings):
     """CPU-time limit of a sandboxed worker; 0 for none (the job timeout still applies)."""
     sandbox_max_processes: int = Field(256, ge=0)
     """Processes and threads a sandboxed worker may have; 0 for no limit."""
+    # -- docker runner (Cortex's docker.* keys) --
+    docker_host: str | None = None
+    """The Docker or Podman API (unix:///run/podman/podman.sock, tcp://host:2376); DOCKER_HOST when unset,
+    then Docker's socket, then rootful Podman's."""
+    docker_image_prefix: str = ""
+    """Prepended verbatim to every worker's image (Cortex's docker.imageRegistryPrefix)."""
+    docker_pull: Literal["always", "missing", "never"] = "always"
+    """always: pull before each run, errors ignored while a local copy exists (Cortex's docker.autoUpdate);
+    missing: only images not present; never."""
+    docker_pull_timeout: float = Field(600.0, gt=0)
+    """Seconds a pull may take."""
+    docker_registry_url: str | None = None
+    docker_registry_user: str | None = None
+    docker_registry_password: str | None = None
+    docker_registry_email: str | None = None
+    """Credentials of a private registry, used for the images it serves (for every image when no URL)."""
+    docker_container: dict[str, Any] = Field(default_factory=dict)
+    """Container options, Cortex's docker.container.* names (memory, memorySwap, cpuPeriod, cpuQuota,
+    networkMode, capDrop, ...; also cpus, pidsLimit, user, readOnly), JSON in the environment."""
+    docker_job_directory: Path | None = None
+    """The job directory as the Docker daemon sees it (Cortex's job.dockerDirectory); the same by default."""
+    docker_concurrency: int = Field(0, ge=0)
+    """Jobs this node runs at once in containers; 0 for no limit beyond the others."""
+    job_directory_group: str | None = None
+    """A group (name or number) given read access to job directories, for helper daemons such as clamd;
+    other users get none."""
     max_queue_time: float = Field(0.0, ge=0)
     """Seconds a job may stay Waiting before it is failed; 0 to wait for ever (as Cortex)."""
     python: str | None = None
@@ -275,7 +301,11 @@ class Settings(BaseSettings):
     def runner_limits(self) -> dict[str, int]:
         """Jobs each runner may run at once on this node (0: no limit of its own). A runner added later
         (docker, sandbox) adds its `<name>_concurrency` setting here."""
-        return {"process": self.process_concurrency, "sandbox": self.sandbox_concurrency}
+        return {
+            "process": self.process_concurrency,
+            "sandbox": self.sandbox_concurrency,
+            "docker": self.docker_concurrency,
+        }
 
     @property
     def resolved_job_directory(self) -> Path:

@@ -23,8 +23,11 @@ from neurocortex.execution.jobdir import (
     JobDirectory,
     JobInput,
     build_config,
+    group_id,
+    network_environment,
 )
 from neurocortex.execution.runners.base import Runner, RunSpec
+from neurocortex.execution.runners.docker import JOB_MOUNT
 from neurocortex.execution.runners.process import command_argv
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
 from neurocortex.services import attachments, results, workers
@@ -43,12 +46,15 @@ class WorkerCannotRun(Exception):
     pass
 
 
-def worker_environment(cacerts: str | None) -> dict[str, str]:
+def worker_environment(cacerts: str | None, config: dict[str, Any] | None = None) -> dict[str, str]:
     # the engine's own settings (secret key, database URL with its password) are no business of a worker
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROCORTEX_")}
-    if cacerts:
-        env["REQUESTS_CA_BUNDLE"] = cacerts
-    return env
+    return env | network_environment(config or {}, cacerts)
+
+
+def container_environment(cacerts: str | None, config: dict[str, Any]) -> dict[str, str]:
+    """A container's environment: nothing of the server's, Cortex's JAVA_TOOL_OPTIONS, the proxy and CA."""
+    return {"JAVA_TOOL_OPTIONS": "-Dfile.encoding=UTF8"} | network_environment(config, cacerts)
 
 
 def policy_violation(job: dict[str, Any], config: dict[str, Any]) -> str | None:
@@ -65,6 +71,8 @@ class Executor:
     def __init__(self, svc: Services, runners: dict[str, Runner]) -> None:
         self.svc = svc
         self.runners = runners
+        # resolved once: a group that does not exist stops the server at start, not each job
+        self._job_group = group_id(svc.settings.job_directory_group)
 
     async def execute(self, job: dict[str, Any]) -> None:
         try:
@@ -123,7 +131,7 @@ class Executor:
             return
 
         # a few small files: written on the loop's thread (cheaper than a thread hop), unless a file is placed
-        directory = JobDirectory.create(svc.settings.resolved_job_directory, job["id"])
+        directory = JobDirectory.create(svc.settings.resolved_job_directory, job["id"], self._job_group)
         try:
             if job_input.attachment_path is None:
                 document = directory.write_input(job_input)
@@ -203,6 +211,8 @@ class Executor:
                 continue
             if name in LOCAL_RUNNERS and _process_command(worker, definition)[1] is not None:
                 return name
+            if name == "docker" and _docker_image(worker, definition):
+                return name
         return None
 
     def _plan(
@@ -221,10 +231,19 @@ class Executor:
                 argv = command_argv(root, command, self._python(definition), directory.path)
             except ValueError as exc:
                 raise WorkerCannotRun(f"Worker cannot be run: {exc}") from None
-            env = worker_environment(str(cacerts) if cacerts else None)
+            env = worker_environment(str(cacerts) if cacerts else None, config)
             spec = RunSpec(
                 argv=argv, cwd=root, env=env, timeout=timeout_minutes * 60, job_directory=directory.path
             )
+            return self.runners[name], spec
+        if name == "docker":
+            # the job directory is mounted at /job: the CA bundle is seen there
+            ca_inside = f"{JOB_MOUNT}/input/cacerts" if cacerts else None
+            spec = RunSpec(
+                argv=[JOB_MOUNT], cwd=directory.path, env=container_environment(ca_inside, config),
+                timeout=timeout_minutes * 60, job_directory=directory.path,
+                image=_docker_image(worker, definition),
+            )  # fmt: skip
             return self.runners[name], spec
         if name is not None:  # a runner that needs no command, only the job directory (misp-modules)
             spec = RunSpec(argv=[], cwd=directory.path, env={}, timeout=timeout_minutes * 60,
@@ -292,6 +311,11 @@ def _process_command(worker: dict[str, Any], definition: WorkerDefinition | None
         root = program.parent.parent
         return root, str(program.relative_to(root))
     return None, None
+
+
+def _docker_image(worker: dict[str, Any], definition: WorkerDefinition | None) -> str | None:
+    """The worker's image (Cortex keeps it on the worker, refreshed from the definition on rescan)."""
+    return worker.get("dockerImage") or (definition.docker_image if definition else None)
 
 
 def _input_document(job_input: JobInput) -> dict[str, Any]:

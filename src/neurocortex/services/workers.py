@@ -65,7 +65,7 @@ WRITABLE = (
     # beyond Cortex: a pinned worker keeps its definition version when the catalog brings a new one
     "pinned",
 )
-RUNNER_NAMES = ("process", "sandbox")
+RUNNER_NAMES = ("process", "sandbox", "docker")
 SANDBOX_KEYS = {"network": bool, "memoryMb": int, "cpuSeconds": int, "maxProcesses": int}
 READ_ONLY = (
     "version", "workerDefinitionId", "analyzerDefinitionId", "description", "author", "url", "license",
