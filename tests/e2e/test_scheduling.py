@@ -65,8 +65,8 @@ def test_a_flood_does_not_starve_another_organization(busy: Node) -> None:
     # B's jobs were served next, not after A's backlog
     b_arrived = min(j["createdAt"] for j in jobs_b)
     b_last_start = max(j["startDate"] for j in jobs_b)
-    b_last_end = max(j["endDate"] for j in jobs_b)
-    assert b_last_end < statistics.median(j["endDate"] for j in jobs_a)
+    # (start dates: what the dispatcher decided; end dates also depend on how loaded the machine is)
+    assert b_last_start < statistics.median(j["startDate"] for j in jobs_a)
     a_started_meanwhile = [j for j in jobs_a if b_arrived <= j["startDate"] <= b_last_start]
     assert len(a_started_meanwhile) < 40, len(a_started_meanwhile)
     assert max(j["startDate"] - j["createdAt"] for j in jobs_b) < 5000
