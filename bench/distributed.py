@@ -317,7 +317,7 @@ def print_report(report: dict[str, Any]) -> None:
             f"  wall {s['wall_s']} s = {s['wall_over_ideal']}× ideal (target ≤ 1.5×); submission {s['submission_s']} s"
         )
         print(
-            f"  server peak RSS {s['server_peak_rss_mb']} MB; machine memory peak +{s['machine_memory_peak_delta_mb']} MB"
+            f"  server peak RSS {s['server_peak_rss_mb']} MB; with its analyzers {s['server_and_analyzers_peak_rss_mb']} MB"
         )
         print(f"  {s['pollers']} pollers, {s['poll_requests']} requests: p50 {s['poll_p50_ms']} ms, "
               f"p99 {s['poll_p99_ms']} ms (target p99 < 100 ms)")  # fmt: skip
