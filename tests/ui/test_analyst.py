@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.conftest import Server, Tenant, enable, new_tenant
+from tests.conftest import Server, Tenant, enable, new_tenant, run_and_wait
 from tests.ui.conftest import LAPTOP, PHONE, set_password, shoot, sign_in
 
 PASSWORD = "analyst pass"
@@ -230,6 +230,13 @@ def test_failed_job_rerun_and_delete(server: Server, page: Page) -> None:
 
 
 def test_dashboard_charts(server: Server, page: Page, tenant: Tenant) -> None:
+    # an analysis, then the same one twice more: both answered from the cache, without a job
+    echo = next(w for w in tenant.analyst.get("/api/analyzer").json() if w["name"] == "Echo_1_0")
+    body = {"data": "cached.example", "dataType": "domain", "tlp": 2}
+    first = run_and_wait(tenant.analyst, echo["id"], body)
+    for _ in range(2):
+        again = tenant.analyst.post(f"/api/analyzer/{echo['id']}/run", json=body)
+        assert again.status_code == 200 and again.json()["id"] == first["id"], again.text
     page.get_by_role("link", name="Dashboard").click()
     expect(page.get_by_role("heading", name=f"Dashboard of {tenant.org}")).to_be_visible()
     # the figures behind the charts, as the API counts them
@@ -247,8 +254,12 @@ def test_dashboard_charts(server: Server, page: Page, tenant: Tenant) -> None:
     expect(page.locator("#verdicts-table tr", has_text="malicious")).to_contain_text(
         str(by_status["Success"])
     )
+    expect(page.locator("#cache-hits")).to_have_text("2")
+    created = sum(j["status"] != "Deleted" for j in jobs)
+    expect(page.locator("#cache-jobs")).to_have_text(str(created))
+    expect(page.locator("#cache-ratio")).to_have_text(f"{200 / (2 + created):.0f} %")
     # every chart was drawn by Chart.js
-    for chart in ("timeline", "verdicts", "analyzers", "datatypes"):
+    for chart in ("timeline", "verdicts", "cache", "analyzers", "datatypes"):
         assert page.evaluate(f"!!Chart.getChart(document.getElementById('chart-{chart}'))"), chart
     expect(page.locator("#queue-empty")).to_be_visible()
     shoot(page, "analyst/dashboard")

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from neurocortex.auth.context import AuthContext
 from neurocortex.errors import (
@@ -23,6 +25,7 @@ from neurocortex.fields import Fields, UploadedFile
 from neurocortex.ids import new_id, now_ms
 from neurocortex.services import attachments, scheduling, workers
 from neurocortex.services.base import Services, as_dict
+from neurocortex.store import job_text
 from neurocortex.store import tables as t
 from neurocortex.store.query import run_stats
 from neurocortex.store.search import search as store_search
@@ -144,6 +147,7 @@ async def create(
     if not new.force and worker["type"] == "analyzer" and window > 0:
         cached = await _cached(svc, tag, window)
         if cached is not None:
+            await record_cache_hit(svc, worker["organization"])
             return cached, True
 
     now = now_ms()
@@ -270,8 +274,13 @@ async def search(
     range_: str | None,
     sort: list[str] | None,
     count_limit: int | None = None,
+    text: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
+    """The organization's jobs matching the DSL `query` and, when given, containing `text` in their data or
+    file name (through the trigram index: store/job_text.py)."""
     scope = and_(t.job.c.organization == ctx.organization, t.job.c.status != "Deleted")
+    if text:
+        scope = and_(scope, job_text.matches("sqlite" if svc.db.is_sqlite else "postgresql", text))
     async with svc.db.read() as conn:
         return await store_search(conn, JOB, query, range_, sort, scope, count_limit)
 
@@ -375,3 +384,43 @@ async def artifacts(
     scope = and_(t.artifact.c.job == job_id, t.artifact.c.job.in_(owned))
     async with svc.db.read() as conn:
         return await store_search(conn, ARTIFACT, query, range_, sort or ["+id"], scope)
+
+
+DAY_MS = 86_400_000
+
+
+async def daily_counts(svc: Services, ctx: AuthContext, since: int) -> list[tuple[int, str, str, str, int]]:
+    """(day since `since`, status, data type, analyzer, jobs) for the organization's jobs created since
+    `since` (Deleted ones left out): the dashboard's figures in one pass over ix_job_org_created_stats."""
+    day = ((t.job.c.createdAt - since) // DAY_MS).label("day")
+    columns = (day, t.job.c.status, t.job.c.dataType, t.job.c.workerName)
+    statement = (
+        select(*columns, func.count())
+        .where(
+            t.job.c.organization == ctx.organization, t.job.c.createdAt >= since, t.job.c.status != "Deleted"
+        )
+        .group_by(*columns)
+    )
+    async with svc.db.read() as conn:
+        return [tuple(row) for row in await conn.execute(statement)]
+
+
+async def record_cache_hit(svc: Services, organization: str) -> None:
+    """One more job answered from the cache today: a single upsert."""
+    dialect_insert = sqlite_insert if svc.db.is_sqlite else postgresql_insert
+    statement = dialect_insert(t.cache_hit).values(
+        organization=organization, day=now_ms() // DAY_MS * DAY_MS, hits=1
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["organization", "day"], set_={"hits": t.cache_hit.c.hits + 1}
+    )
+    async with svc.db.write() as conn:
+        await conn.execute(statement)
+
+
+async def cache_hits(svc: Services, ctx: AuthContext, since: int) -> int:
+    statement = select(func.coalesce(func.sum(t.cache_hit.c.hits), 0)).where(
+        t.cache_hit.c.organization == ctx.organization, t.cache_hit.c.day >= since
+    )
+    async with svc.db.read() as conn:
+        return int(await conn.scalar(statement))

@@ -37,10 +37,7 @@ def job_query(filters: dict[str, str]) -> dict[str, Any]:
         conditions.append({"dataType": filters["dataType"]})
     if filters.get("analyzer"):
         conditions.append({"workerId": filters["analyzer"]})
-    if filters.get("q"):
-        conditions.append({"_or": [{"_like": {"_field": field, "_value": filters["q"]}}
-                                   for field in ("data", "attachment.name")]})  # fmt: skip
-    return {"_and": conditions}
+    return {"_and": conditions}  # the text ("q") goes through the trigram index: jobs.search(text=...)
 
 
 def _parsed(text: str | None) -> Any:
@@ -63,7 +60,13 @@ async def history(request: Request, viewer: Viewer = Depends(signed_in("read")))
         number = 1
     start = (number - 1) * PAGE_SIZE
     rows, total = await jobs.search(
-        svc, viewer.ctx, job_query(filters), f"{start}-{start + PAGE_SIZE}", ["-createdAt"], COUNT_LIMIT
+        svc,
+        viewer.ctx,
+        job_query(filters),
+        f"{start}-{start + PAGE_SIZE}",
+        ["-createdAt"],
+        COUNT_LIMIT,
+        text=filters["q"],
     )
     analyzers, _ = await workers.search(svc, viewer.ctx, "analyzer", {}, "all", ["+name"])
     pages = max(1, math.ceil(total / PAGE_SIZE))
