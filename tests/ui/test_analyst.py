@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
@@ -279,3 +280,42 @@ def test_pages_fit_a_phone(server: Server, page: Page) -> None:
             shoot(page, f"analyst/{name}-phone")
     finally:
         page.set_viewport_size(LAPTOP)
+
+
+def test_run_a_responder_on_the_observable_of_a_job(
+    server: Server, page: Page, tenant: Tenant, tmp_path
+) -> None:
+    log = tmp_path / "responses.jsonl"
+    enable(tenant.admin, "responder", "LocalLog_1_0", configuration={"path": str(log), "tag": "seen"})
+    echo = next(w for w in tenant.analyst.get("/api/analyzer").json() if w["name"] == "Echo_1_0")
+    job = run_and_wait(
+        tenant.analyst, echo["id"], {"data": "respond.example", "dataType": "domain", "tlp": 1}
+    )
+    page.goto(f"{server.url}/ui/jobs/{job['id']}")
+    respond = page.get_by_role("form", name="Respond")
+    respond.get_by_label("Responder").select_option(label="LocalLog_1_0")
+    expect(respond.get_by_label("Observable")).to_have_value("job")
+    respond.get_by_label("Message").fill("blocked at the proxy")
+    shoot(page, "analyst/respond")
+    respond.get_by_role("button", name="Run the responder").click()
+    expect(page.get_by_role("heading", name=re.compile(r"^LocalLog_1_0 on "))).to_be_visible()
+    expect(page.locator(".status").first).to_have_text("Success", timeout=30_000)
+
+    # the responder was given the observable as TheHive gives one, and said to tag it
+    line = orjson.loads(log.read_text().splitlines()[-1])
+    assert line["dataType"] == "thehive:case_artifact" and line["message"] == "blocked at the proxy"
+    assert line["data"]["_type"] == "case_artifact" and line["data"]["id"] == job["id"]
+    assert (line["data"]["dataType"], line["data"]["data"], line["tlp"]) == ("domain", "respond.example", 1)
+    responder_job = tenant.analyst.get(f"/api/job/{page.url.rsplit('/', 1)[1]}/report").json()
+    assert responder_job["report"]["operations"] == [{"type": "AddTagToArtifact", "tag": "seen"}]
+    shoot(page, "analyst/responder-job")
+
+    # or on one of the job's artifacts
+    artifact = tenant.analyst.get(f"/api/job/{job['id']}/artifacts").json()[0]
+    page.goto(f"{server.url}/ui/jobs/{job['id']}")
+    respond.get_by_label("Observable").select_option(artifact["id"])
+    respond.get_by_role("button", name="Run the responder").click()
+    expect(page.locator(".status").first).to_have_text("Success", timeout=30_000)
+    line = orjson.loads(log.read_text().splitlines()[-1])
+    assert line["data"]["id"] == artifact["id"]
+    assert (line["data"]["dataType"], line["data"]["data"]) == (artifact["dataType"], artifact["data"])

@@ -424,3 +424,39 @@ async def cache_hits(svc: Services, ctx: AuthContext, since: int) -> int:
     )
     async with svc.db.read() as conn:
         return int(await conn.scalar(statement))
+
+
+CASE_ARTIFACT = "thehive:case_artifact"
+
+
+def as_case_artifact(job: dict[str, Any], artifact: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A job's observable, or one of its report's artifacts, as the TheHive observable ("case_artifact")
+    that responders are given when TheHive runs them on an observable."""
+    source = artifact or job
+    value: dict[str, Any] = {
+        "_type": "case_artifact",
+        "_id": source["id"],
+        "id": source["id"],
+        "dataType": source["dataType"],
+        "tlp": job["tlp"],
+        "pap": job["pap"],
+        "message": (artifact or {}).get("message") or job["message"],
+        "tags": list((artifact or {}).get("tags") or []),
+        "ioc": False,
+        "sighted": False,
+        "startDate": source["createdAt"],
+        "createdBy": source["createdBy"],
+        "createdAt": source["createdAt"],
+    }
+    attachment = source.get("attachment")
+    if attachment:
+        value["attachment"] = {
+            "id": attachment["id"],
+            "name": attachment.get("name"),
+            "contentType": attachment.get("contentType"),
+            "size": attachment.get("size"),
+            "hashes": list(attachment.get("hashes") or []),
+        }
+    else:
+        value["data"] = source["data"]
+    return value
