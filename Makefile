@@ -8,7 +8,7 @@ MISP_MODULES_VENV ?= .venv-misp-modules
 MISP_MODULES_VERSION ?= 3.1.0
 NPM ?= npm
 
-.PHONY: install misp-modules run test lint format bench clean
+.PHONY: install misp-modules run test lint format bench clean test-support
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,13 +29,21 @@ $(MISP_MODULES_VENV)/.installed-$(MISP_MODULES_VERSION):
 
 misp-modules: $(MISP_MODULES_VENV)/.installed-$(MISP_MODULES_VERSION)
 
+## npm packages of the test servers (the OpenID provider of the SSO tests), from package-lock.json.
+SUPPORT_OIDC := tests/support/oidc
+$(SUPPORT_OIDC)/node_modules/.installed: $(SUPPORT_OIDC)/package-lock.json
+	cd $(SUPPORT_OIDC) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-support: $(SUPPORT_OIDC)/node_modules/.installed
+
 ## Start the server with its embedded defaults (SQLite + attachments in ./data, bundled neurons).
 run: install
 	$(VENV)/bin/neurocortex serve
 
 ## Lint, then the whole test suite (tests in parallel, one server per test module) on SQLite, then the
 ## end-to-end suite again with the servers on PostgreSQL (127.0.0.1:5432), when one is reachable.
-test: install misp-modules lint
+test: install misp-modules test-support lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
 		echo "== end-to-end suite on PostgreSQL =="; \

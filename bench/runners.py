@@ -1,6 +1,8 @@
-"""Runner and environment costs: sandbox vs process runner per job, `neurons install` vs plain pip, in one run.
+"""Runner and environment costs: sandbox and docker vs process runner per job, `neurons install` vs plain pip,
+in one run.
 
-    python bench/runners.py [--jobs N] [--warmup W] [--skip-sandbox] [--skip-install] [--output FILE]
+    python bench/runners.py [--jobs N] [--warmup W] [--skip-sandbox] [--skip-docker]
+                            [--docker-host URL --docker-image IMAGE] [--skip-install] [--output FILE]
 
 1. Per-job overhead of the sandbox runner (bubblewrap) against the process runner: N runs of the NoOp
    analyzer with each runner, called directly through the runner classes as the executor calls them — a
@@ -9,6 +11,10 @@
    success — one job at a time. The runners take turns job by job (process, sandbox, sandbox without
    network), so that whatever else the machine does weighs on each alike; a runner's jobs/s is N ÷ the sum
    of its jobs' times. Skipped (and said so) when bwrap is unavailable.
+   The docker runner takes its turn too, on the same NoOp program in an image (RunSpec with the image and
+   `/job` as the argument, as the executor plans it; pull policy "missing"): by default through a private
+   Podman API service started for the run (tests/podman.py: root, runc, overlay storage, an image of this
+   interpreter made offline), or a daemon named by --docker-host with --docker-image.
 2. `neurons install` against a plain pip: a temporary catalog of ten workers (NoOp's program and JSON,
    renamed), each with a requirements.txt of cortexutils and one or two small pure-Python packages, is
    installed (a) with EnvironmentInstaller(jobs=4) — what `neurocortex neurons install --all` runs — into a
@@ -39,6 +45,7 @@ from typing import Any
 from neurocortex.execution import environments as envs
 from neurocortex.execution.jobdir import JobDirectory, JobInput
 from neurocortex.execution.runners.base import RunSpec
+from neurocortex.execution.runners.docker import DockerRunner
 from neurocortex.execution.runners.process import ProcessRunner, command_argv
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
 from neurocortex.settings import Settings
@@ -94,6 +101,17 @@ def worker_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("NEUROCORTEX_")}
 
 
+def local_spec(directory: JobDirectory, env: dict[str, str]) -> RunSpec:
+    argv = command_argv(ANALYZERS, "NoOp/noop.py", sys.executable, directory.path)
+    return RunSpec(argv=argv, cwd=ANALYZERS, env=env, timeout=JOB_TIMEOUT, job_directory=directory.path)
+
+
+def container_spec(directory: JobDirectory, image: str) -> RunSpec:
+    # as the executor plans a docker job: `/job` as the argument, the job directory mounted there
+    return RunSpec(["/job"], directory.path, {"JAVA_TOOL_OPTIONS": "-Dfile.encoding=UTF8"}, JOB_TIMEOUT,
+                   job_directory=directory.path, image=image)  # fmt: skip
+
+
 async def one_job(run, jobs_root: Path, index: int, env: dict[str, str]) -> float:
     """One NoOp job as the executor runs it: prepare, run, collect, clean up; returns its seconds."""
     started = time.perf_counter()
@@ -101,9 +119,7 @@ async def one_job(run, jobs_root: Path, index: int, env: dict[str, str]) -> floa
     try:
         data = f"10.0.{index // 250}.{index % 250 + 1}"
         directory.write_input(JobInput(f"bench-{index}", "ip", 2, 2, "", {}, dict(CONFIG), data=data))
-        argv = command_argv(ANALYZERS, "NoOp/noop.py", sys.executable, directory.path)
-        spec = RunSpec(argv=argv, cwd=ANALYZERS, env=env, timeout=JOB_TIMEOUT, job_directory=directory.path)
-        outcome = await run(spec)
+        outcome = await run(directory, env)
         output = directory.read_output(MAX_OUTPUT)
         if not output.success:
             raise RuntimeError(
@@ -115,14 +131,24 @@ async def one_job(run, jobs_root: Path, index: int, env: dict[str, str]) -> floa
     return time.perf_counter() - started
 
 
-async def runners_phase(n: int, warmup: int, scratch: Path, skip_sandbox: bool) -> dict[str, Any]:
+async def runners_phase(
+    n: int, warmup: int, scratch: Path, skip_sandbox: bool, docker: tuple[str, str] | None
+) -> dict[str, Any]:
     jobs_root = scratch / "jobs"
     data_dir = scratch / "data"
     data_dir.mkdir(parents=True)
     env = worker_environment()
     process = ProcessRunner(MAX_OUTPUT)
-    variants: dict[str, Any] = {"process": process.run}
+    variants: dict[str, Any] = {"process": lambda d, env: process.run(local_spec(d, env))}
     result: dict[str, Any] = {"sandbox_available": None, "sandbox_unavailable_reason": None}
+    if docker is not None:
+        host, image = docker
+        container_runner = DockerRunner(MAX_OUTPUT, host=host, pull="missing")
+        result["docker_available"] = container_runner.available()
+        result["docker_unavailable_reason"] = container_runner.unavailable_reason
+        result["docker_host"], result["docker_image"] = host, image
+        if container_runner.available():
+            variants["docker"] = lambda d, env: container_runner.run(container_spec(d, image))
     if not skip_sandbox:
         # hidden as app._sandbox does it: the data directory and the jobs folder
         sandbox = SandboxRunner(MAX_OUTPUT, hidden=[data_dir, jobs_root.resolve()])
@@ -130,8 +156,10 @@ async def runners_phase(n: int, warmup: int, scratch: Path, skip_sandbox: bool) 
         result["sandbox_unavailable_reason"] = sandbox.unavailable_reason
         result["sandbox_privileged"] = sandbox.privileged
         if sandbox.available():
-            variants["sandbox"] = lambda spec: sandbox.run(spec, SandboxPolicy(network=True))
-            variants["sandbox_no_network"] = lambda spec: sandbox.run(spec, SandboxPolicy(network=False))
+            variants["sandbox"] = lambda d, env: sandbox.run(local_spec(d, env), SandboxPolicy(network=True))
+            variants["sandbox_no_network"] = lambda d, env: sandbox.run(
+                local_spec(d, env), SandboxPolicy(network=False)
+            )
     times: dict[str, list[float]] = {name: [] for name in variants}
     for i in range(warmup):
         for run in variants.values():
@@ -141,7 +169,7 @@ async def runners_phase(n: int, warmup: int, scratch: Path, skip_sandbox: bool) 
             times[name].append(await one_job(run, jobs_root, i, env))
     result["results"] = {name: summary(seconds) for name, seconds in times.items()}
     base = result["results"]["process"]
-    for name in ("sandbox", "sandbox_no_network"):
+    for name in ("sandbox", "sandbox_no_network", "docker"):
         if name in result["results"]:
             figures = result["results"][name]
             # sandbox ÷ process in time per job: how much longer a job takes (>1 = slower)
@@ -307,6 +335,8 @@ def print_report(report: dict[str, Any]) -> None:
         print(
             f"1. NoOp per job, runner classes directly, parallelism 1, {report['jobs']} jobs each (in turns)"
         )
+        if runners.get("docker_available") is False:
+            print(f"   docker runner unavailable, skipped: {runners['docker_unavailable_reason']}")
         if runners["sandbox_available"] is False:
             print(f"   sandbox runner unavailable, skipped: {runners['sandbox_unavailable_reason']}")
         elif runners["sandbox_available"] is None:
@@ -330,11 +360,50 @@ def print_report(report: dict[str, Any]) -> None:
               f"warm {install['ratio_pip_vs_neurons_warm']:.1f}×")  # fmt: skip
 
 
+@contextlib.contextmanager
+def docker_daemon(args: argparse.Namespace, scratch: Path):
+    """(host, NoOp image) for the docker runner, or None to skip it."""
+    if args.skip_docker:
+        yield None
+        return
+    if args.docker_host:
+        if not args.docker_image:
+            raise SystemExit("--docker-host needs --docker-image")
+        yield args.docker_host, args.docker_image
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.podman import Podman, podman_missing
+
+    missing = podman_missing()
+    if missing:
+        print(f"docker runner skipped: {missing}", flush=True)
+        yield None
+        return
+    home = scratch / "podman"
+    home.mkdir()
+    podman = Podman(home)
+    podman.start()
+    try:
+        print("docker: importing a Python image and building NoOp's ...", flush=True)
+        podman.import_python_image()
+        yield podman.url, podman.worker_image("localhost/bench-noop:1", ANALYZERS, "NoOp/noop.py")
+    finally:
+        podman.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=100, help="NoOp runs per runner (default 100)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs per runner first (default 5)")
     parser.add_argument("--skip-sandbox", action="store_true", help="process runner only")
+    parser.add_argument("--skip-docker", action="store_true", help="no docker runner in part 1")
+    parser.add_argument(
+        "--docker-host",
+        default=None,
+        help="a Docker or Podman API to use, with --docker-image; by default a private Podman "
+        "service is started, with a NoOp image made offline (tests/podman.py)",
+    )
+    parser.add_argument("--docker-image", default=None, help="an image running NoOp (with --docker-host)")
     parser.add_argument("--skip-runners", action="store_true", help="no part 1")
     parser.add_argument("--skip-install", action="store_true", help="no part 2")
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default bench/results/...)")
@@ -352,10 +421,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="nc-bench-runners-") as tmp:
         scratch = Path(tmp)
         if not args.skip_runners:
-            print("runners: process / sandbox / sandbox without network ...", flush=True)
-            report["runners"] = asyncio.run(
-                runners_phase(args.jobs, args.warmup, scratch / "runners", args.skip_sandbox)
-            )
+            with docker_daemon(args, scratch) as docker:
+                print("runners: process / sandbox / sandbox without network / docker ...", flush=True)
+                report["runners"] = asyncio.run(
+                    runners_phase(args.jobs, args.warmup, scratch / "runners", args.skip_sandbox, docker)
+                )
         if not args.skip_install:
             (scratch / "install").mkdir()
             report["install"] = install_phase(scratch / "install")

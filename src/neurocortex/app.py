@@ -16,10 +16,26 @@ from fastapi import FastAPI
 from neurocortex import __version__
 from neurocortex.api import errors
 from neurocortex.api.middleware import CortexMiddleware
-from neurocortex.api.routes import dblists, jobs, misp, organizations, quotas, status, stream, users, workers
-from neurocortex.crypto import SecretBox, load_or_create_secret
+from neurocortex.api.routes import (
+    api_keys,
+    dblists,
+    jobs,
+    misp,
+    organizations,
+    quotas,
+    sso,
+    status,
+    stream,
+    users,
+    workers,
+)
+from neurocortex.api.routes import operations as operations_routes
+from neurocortex.auth.oidc import SsoLogin
+from neurocortex.auth.providers import PasswordLogin
+from neurocortex.crypto import SecretBox, load_or_create_secret, previous_secrets
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
+from neurocortex.execution.runners.docker import DockerRunner, RegistryAuth, container_options
 from neurocortex.execution.runners.misp_modules import MispModulesRunner
 from neurocortex.execution.runners.process import ProcessRunner
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
@@ -46,10 +62,16 @@ async def build_services(settings: Settings) -> Services:
     ensure_sqlite_directory(url)
     db = Database(url, pool_size=settings.database_pool_size)
     await db.migrate()
-    runners = {"process": ProcessRunner(settings.max_captured_output), "sandbox": _sandbox(settings)}
+    runners = {
+        "process": ProcessRunner(settings.max_captured_output),
+        "sandbox": _sandbox(settings),
+        "docker": docker_runner(settings),
+    }
     if settings.misp_modules:
         runners[misp_modules.RUNNER] = MispModulesRunner(settings.max_output_json)
     available = {name for name, runner in runners.items() if runner.available()}
+    if "docker" in available and (removed := runners["docker"].remove_leftovers()):
+        log.warning("removed %d containers left by a node of this machine that died", removed)
     for name in set(settings.runners) - available - {misp_modules.RUNNER}:
         reason = getattr(runners.get(name), "unavailable_reason", None) or "not part of this version"
         log.warning("runner %s is unavailable: %s", name, reason)
@@ -57,7 +79,10 @@ async def build_services(settings: Settings) -> Services:
         runners=runners,
         settings=settings,
         db=db,
-        box=SecretBox(load_or_create_secret(settings.secret_key, settings.data_dir)),
+        box=SecretBox(
+            load_or_create_secret(settings.secret_key, settings.data_dir),
+            previous_secrets(settings.previous_secret_keys, settings.data_dir),
+        ),
         datastore=Datastore(settings.attachment_directory),
         catalog_loader=catalog_loader(settings),
     )
@@ -106,13 +131,45 @@ def _sandbox(settings: Settings) -> SandboxRunner:
     return SandboxRunner(settings.max_captured_output, hidden=hidden, default_policy=policy)
 
 
+def docker_runner(settings: Settings) -> DockerRunner:
+    """The docker runner as the settings describe it (Cortex's docker.* keys)."""
+    registry = None
+    if settings.docker_registry_user:
+        registry = RegistryAuth(
+            settings.docker_registry_user,
+            settings.docker_registry_password or "",
+            settings.docker_registry_email,
+            settings.docker_registry_url,
+        )
+    try:
+        options = container_options(settings.docker_container)
+    except ValueError as exc:
+        raise ValueError(f"NEUROCORTEX_DOCKER_CONTAINER: {exc}") from None
+    return DockerRunner(
+        settings.max_captured_output,
+        host=settings.docker_host,
+        image_prefix=settings.docker_image_prefix,
+        pull=settings.docker_pull,
+        pull_timeout=settings.docker_pull_timeout,
+        registry=registry,
+        options=options,
+        job_root=settings.resolved_job_directory,
+        daemon_job_root=settings.docker_job_directory,
+        max_waits=settings.running_jobs_limit,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    password_login = PasswordLogin.from_settings(settings)  # a misconfigured provider stops the start
+    sso_login = SsoLogin(settings) if "oauth2" in settings.auth_providers else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = await build_services(settings)
         app.state.services = svc
+        app.state.password_login = password_login
+        app.state.sso = sso_login
         app.state.users_exist = await user_service.any_user_exists(svc)
         app.state.setup_token = settings.setup_token or secrets.token_urlsafe(24)
         if not app.state.users_exist:
@@ -146,6 +203,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
             if listener is not None:
                 await listener.stop()
+            for runner in svc.runners.values():
+                if hasattr(runner, "close"):
+                    runner.close()
             await svc.db.close()
 
     app = FastAPI(
@@ -157,9 +217,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
+    for router in operations_routes.ROUTERS:  # before the UI's catch-all pages
+        app.include_router(router)
     # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
-    for router in (status.router, stream.router, jobs.router, workers.analyzers, workers.responders,
-                   users.router, organizations.router, dblists.router, quotas.router, misp.router):  # fmt: skip
+    for router in (status.router, sso.router, stream.router, jobs.router, workers.analyzers, workers.responders,
+                   users.router, api_keys.router, organizations.router, dblists.router, quotas.router,
+                   misp.router):  # fmt: skip
         app.include_router(router)
     pages.install(app)
     app.add_middleware(CortexMiddleware, max_body=settings.max_upload_size)

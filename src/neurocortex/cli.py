@@ -13,19 +13,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from neurocortex import __version__
+from neurocortex import __version__, operations_cli
 from neurocortex.settings import Settings
 
 app = typer.Typer(help="neurocortex: a Cortex-compatible observable-analysis and active-response engine.",
                   no_args_is_help=True, add_completion=False)  # fmt: skip
 catalog_app = typer.Typer(help="Inspect the analyzer and responder catalogs.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
-neurons_app = typer.Typer(help="Per-worker virtualenvs: install, update and list them.", no_args_is_help=True)
+neurons_app = typer.Typer(
+    help="Per-worker virtualenvs (install, update, list) and container images (image).", no_args_is_help=True
+)
 app.add_typer(neurons_app, name="neurons")
 misp_app = typer.Typer(
     help="MISP integration: the misp-modules servers used as analyzers.", no_args_is_help=True
 )
 app.add_typer(misp_app, name="misp")
+secrets_app = typer.Typer(help="Secrets at rest: rotate the key that encrypts them.", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env NEUROCORTEX_DATA_DIR]")]
@@ -88,6 +92,50 @@ def serve(
         http="httptools",
         loop="uvloop",
     )
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Re-encrypt worker configurations and API keys with a new secret; the old one stays readable.
+
+    Safe to run again after an interruption: it finishes with the same new secret. With the secret in
+    NEUROCORTEX_SECRET_KEY, give the new one in NEUROCORTEX_NEW_SECRET_KEY. Restart the servers afterwards.
+    """
+    import os
+
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    new_secret = os.environ.get("NEUROCORTEX_NEW_SECRET_KEY", "").encode() or None
+    if settings.secret_key and not new_secret:
+        raise typer.BadParameter(
+            "NEUROCORTEX_SECRET_KEY is set: give the new secret in NEUROCORTEX_NEW_SECRET_KEY"
+        )
+    report = asyncio.run(_rotate(settings, new_secret))
+    console.print(
+        f"re-encrypted {report.workers} worker configurations, {report.base_configs} base configurations "
+        f"and {report.api_keys} API keys"
+    )
+    if settings.secret_key:
+        console.print(
+            "now set NEUROCORTEX_SECRET_KEY to the new secret and add the old one to "
+            "NEUROCORTEX_PREVIOUS_SECRET_KEYS, then restart the servers"
+        )
+    else:
+        console.print(
+            "the new secret is in secret.key, the old one in secret.key.previous: restart the servers"
+        )
+
+
+async def _rotate(settings: Settings, new_secret: bytes | None):
+    from neurocortex.services import secrets
+    from neurocortex.store.db import Database, ensure_sqlite_directory
+
+    ensure_sqlite_directory(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    try:
+        await db.migrate()
+        return await secrets.rotate(settings, db, new_secret)
+    finally:
+        await db.close()
 
 
 @app.command()
@@ -468,6 +516,61 @@ def neurons_list(
     console.print(table)
 
 
+@neurons_app.command("image")
+def neurons_image(
+    name: Annotated[str, typer.Argument(help="Worker directory name, definition name or id")],
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Image name [default: neurocortex-local/<dir>:<version>]")
+    ] = None,
+    base: Annotated[
+        str, typer.Option("--base", help="Base image of a Dockerfile written now")
+    ] = "python:3-slim",
+    analyzers: Analyzers = None,
+    responders: Responders = None,
+) -> None:
+    """Build a container image of a local worker (writing its Dockerfile when it has none), for the docker
+    runner, with the Docker or Podman daemon of NEUROCORTEX_DOCKER_HOST / DOCKER_HOST."""
+    import docker.errors
+
+    from neurocortex.app import docker_runner
+    from neurocortex.execution import environments as envs
+    from neurocortex.execution import images
+
+    settings = load_settings(analyzers=analyzers, responders=responders)
+    catalog = envs.load_local_catalog(settings)
+    try:
+        definitions = images.definitions_named(catalog, name)
+        if not definitions:
+            console.print(f"[red]no local worker named {name}[/red]")
+            raise typer.Exit(1)
+        plan = images.plan(definitions, tag, base)
+    except images.ImageError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    kept = "written" if plan.written else "kept as it is"
+    console.print(f"{plan.dockerfile}: {kept}; building {plan.tag} ...")
+    runner = docker_runner(settings)
+    try:
+        if not runner.available():
+            console.print(f"[red]cannot build: {runner.unavailable_reason}[/red]")
+            raise typer.Exit(1)
+        try:
+            asyncio.run(runner.build(plan.directory, plan.tag))
+        except docker.errors.BuildError as exc:
+            log = "".join(line.get("stream", "") for line in exc.build_log if isinstance(line, dict))
+            console.print(log[-4000:], markup=False, highlight=False)
+            console.print(f"[red]build failed: {exc.msg}[/red]")
+            raise typer.Exit(1) from None
+        except docker.errors.DockerException as exc:
+            console.print(f"[red]build failed: {exc}[/red]")
+            raise typer.Exit(1) from None
+    finally:
+        runner.close()
+    ids = ", ".join(d.id for d in definitions)
+    console.print(f"[green]built {plan.tag}[/green] for {ids}. Run them with it: enable the worker with "
+                  f'"dockerImage": "{plan.tag}" (and "runner": "docker" to require it).')  # fmt: skip
+
+
 def _install_with_progress(environments: list, *, jobs: int | None, force: bool, timeout: float) -> list:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -556,6 +659,10 @@ def _rescan(server: str, api_key: str) -> bool:
 def version() -> None:
     """Print the version."""
     print(__version__)
+
+
+app.command()(operations_cli.purge)
+app.command()(operations_cli.analyze)
 
 
 def main() -> None:

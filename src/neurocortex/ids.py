@@ -40,5 +40,10 @@ def new_id() -> str:
     return _encode(now, 8) + _encode(counter, 3) + _encode(secrets.randbits(54), 9)
 
 
+def lowest_id_at(ms: int) -> str:
+    """A bound below every id made at or after epoch millisecond `ms` (`id >= lowest_id_at(ms)`)."""
+    return _encode(ms, 8)
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     runners: CommaList = Field(default_factory=lambda: ["docker", "process"])
     misp_modules: CommaList = Field(default_factory=list)
     secret_key: str | None = None
+    previous_secret_keys: CommaList = Field(default_factory=list)
+    """Secrets in use before a rotation (`neurocortex secrets rotate`) when NEUROCORTEX_SECRET_KEY is set:
+    still read, never written with."""
 
     # -- distributed mode (NEUROCORTEX_BROKER_URL set) --
     broker_queue: str = "neurocortex.jobs"
@@ -91,6 +94,32 @@ class Settings(BaseSettings):
     """CPU-time limit of a sandboxed worker; 0 for none (the job timeout still applies)."""
     sandbox_max_processes: int = Field(256, ge=0)
     """Processes and threads a sandboxed worker may have; 0 for no limit."""
+    # -- docker runner (Cortex's docker.* keys) --
+    docker_host: str | None = None
+    """The Docker or Podman API (unix:///run/podman/podman.sock, tcp://host:2376); DOCKER_HOST when unset,
+    then Docker's socket, then rootful Podman's."""
+    docker_image_prefix: str = ""
+    """Prepended verbatim to every worker's image (Cortex's docker.imageRegistryPrefix)."""
+    docker_pull: Literal["always", "missing", "never"] = "always"
+    """always: pull before each run, errors ignored while a local copy exists (Cortex's docker.autoUpdate);
+    missing: only images not present; never."""
+    docker_pull_timeout: float = Field(600.0, gt=0)
+    """Seconds a pull may take."""
+    docker_registry_url: str | None = None
+    docker_registry_user: str | None = None
+    docker_registry_password: str | None = None
+    docker_registry_email: str | None = None
+    """Credentials of a private registry, used for the images it serves (for every image when no URL)."""
+    docker_container: dict[str, Any] = Field(default_factory=dict)
+    """Container options, Cortex's docker.container.* names (memory, memorySwap, cpuPeriod, cpuQuota,
+    networkMode, capDrop, ...; also cpus, pidsLimit, user, readOnly), JSON in the environment."""
+    docker_job_directory: Path | None = None
+    """The job directory as the Docker daemon sees it (Cortex's job.dockerDirectory); the same by default."""
+    docker_concurrency: int = Field(0, ge=0)
+    """Jobs this node runs at once in containers; 0 for no limit beyond the others."""
+    job_directory_group: str | None = None
+    """A group (name or number) given read access to job directories, for helper daemons such as clamd;
+    other users get none."""
     max_queue_time: float = Field(0.0, ge=0)
     """Seconds a job may stay Waiting before it is failed; 0 to wait for ever (as Cortex)."""
     python: str | None = None
@@ -122,11 +151,113 @@ class Settings(BaseSettings):
     ui_assets: Path = UI_ASSETS
     """Folder of the web UI's npm packages (htmx, Chart.js), as `npm ci` lays them out."""
 
+    # -- authentication (Cortex's auth.*; see the README's "Authentication" section) --
+    auth_providers: CommaList = Field(default_factory=lambda: ["local"])
+    """Password providers tried in this order at login (local, ldap, ad); `key` is always offered first."""
+    auth_basic: bool = False
+    """Accept `Authorization: Basic` on every request, checked against the password providers."""
+    auth_header: str | None = None
+    """Name of a header carrying the login, set by a trusted reverse proxy (off while unset)."""
+    trusted_proxies: CommaList = Field(default_factory=list)
+    """Addresses or networks of the reverse proxies whose identity headers (auth_header, client
+    certificate) are believed; such headers from anywhere else are ignored."""
+    x509_header: str | None = None
+    """Header in which a trusted reverse proxy passes the client certificate it verified (URL-escaped PEM,
+    nginx's `$ssl_client_escaped_cert`); off while unset."""
+    x509_verify_header: str = "X-SSL-Client-Verify"
+    """Header with the proxy's verification result; only `SUCCESS` is accepted."""
+    x509_login_attribute: Literal["cn", "email", "uid"] = "cn"
+    """What of the certificate is the login: subject CN, e-mail (SAN, else subject), or subject UID."""
+    login_max_failures: int = Field(10, ge=1)
+    """Bad passwords one account may get in the failure window; further attempts are refused until the
+    oldest falls out of the window."""
+    login_max_address_failures: int = Field(50, ge=1)
+    """Bad passwords from one source address (any account) in the failure window."""
+    login_failure_window: float = Field(60.0, gt=0)
+    """Seconds over which failed logins are counted."""
+    password_min_length: int = Field(0, ge=0)
+    password_min_classes: int = Field(0, ge=0, le=4)
+    """Character classes (lower case, upper case, digits, others) a new password must mix."""
+
+    # -- LDAP (Cortex's auth.ldap.*) and Active Directory (auth.ad.*) --
+    ldap_server_names: CommaList = Field(default_factory=list)
+    """host or host:port, tried in this order (failover)."""
+    ldap_use_ssl: bool = False
+    ldap_start_tls: bool = False
+    ldap_bind_dn: str | None = None
+    ldap_bind_pw: SecretStr | None = None
+    ldap_base_dn: str = ""
+    ldap_filter: str = "(uid={0})"
+    ldap_ca_file: str | None = None
+    """CA certificates (PEM) trusted for LDAPS/StartTLS; the system's when unset."""
+    ldap_timeout: float = Field(5.0, gt=0)
+    ad_domain_fqdn: str | None = None
+    ad_domain_name: str | None = None
+    ad_server_names: CommaList = Field(default_factory=list)
+    """host or host:port; the domain FQDN itself when empty."""
+    ad_use_ssl: bool = False
+    ad_start_tls: bool = False
+    ad_ca_file: str | None = None
+    directory_autocreate: bool = False
+    """Create a neurocortex user at the first LDAP/AD login instead of refusing an unknown one."""
+    directory_default_organization: str | None = None
+    directory_default_roles: CommaList = Field(default_factory=lambda: ["read"])
+
+    # -- single sign-on: OAuth2 / OpenID Connect (Cortex's auth.oauth2.* and auth.sso.*); on when
+    # NEUROCORTEX_AUTH_PROVIDERS names `oauth2` --
+    oauth2_issuer: str | None = None
+    """OpenID provider whose discovery document (`<issuer>/.well-known/openid-configuration`) gives the
+    endpoints and keys; ID tokens are then verified."""
+    oauth2_authorization_url: str | None = None
+    oauth2_token_url: str | None = None
+    oauth2_user_url: str | None = None
+    """Plain OAuth2 endpoints (Cortex's settings), for a provider without discovery."""
+    oauth2_client_id: str | None = None
+    oauth2_client_secret: SecretStr | None = None
+    oauth2_redirect_uri: str | None = None
+    """This server's `/api/ssoLogin` as the provider knows it, e.g. https://cortex.example/api/ssoLogin."""
+    oauth2_scope: CommaList = Field(default_factory=lambda: ["openid", "profile", "email"])
+    sso_autocreate: bool = False
+    sso_autoupdate: bool = False
+    sso_autologin: bool = False
+    sso_mapper: str = "simple"
+    """simple: roles and organization from claims; group: from the groups claim through the mappings."""
+    sso_attribute_login: str = "preferred_username"
+    sso_attribute_name: str = "name"
+    sso_attribute_roles: str = "roles"
+    sso_attribute_groups: str = "groups"
+    sso_attribute_organization: str = "organization"
+    sso_default_roles: CommaList = Field(default_factory=list)
+    sso_default_organization: str | None = None
+    sso_group_roles: dict[str, list[str]] = Field(default_factory=dict)
+    """group → roles (JSON), for the group mapper: a user gets the roles of all their groups."""
+    sso_group_organizations: dict[str, str] = Field(default_factory=dict)
+    """group → organization (JSON), for the group mapper: the first of the user's groups that has one."""
+
+    # -- operations --
+    metrics_token: str | None = None
+    """Bearer token that may scrape `/metrics` from anywhere; unset, only this machine and superadmins may."""
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    """Port on which a `neurocortex worker` node serves its own job metrics (run times, runner errors,
+    no credentials, all interfaces: firewall it); 0 for none."""
+
     log_level: str = "info"
 
-    _split = field_validator("analyzers", "responders", "runners", "misp_modules", mode="before")(
-        _split_commas
-    )
+    _split = field_validator(
+        "analyzers",
+        "responders",
+        "runners",
+        "misp_modules",
+        "auth_providers",
+        "trusted_proxies",
+        "ldap_server_names",
+        "ad_server_names",
+        "directory_default_roles",
+        "previous_secret_keys",
+        "oauth2_scope",
+        "sso_default_roles",
+        mode="before",
+    )(_split_commas)
 
     @classmethod
     def settings_customise_sources(
@@ -170,7 +301,11 @@ class Settings(BaseSettings):
     def runner_limits(self) -> dict[str, int]:
         """Jobs each runner may run at once on this node (0: no limit of its own). A runner added later
         (docker, sandbox) adds its `<name>_concurrency` setting here."""
-        return {"process": self.process_concurrency, "sandbox": self.sandbox_concurrency}
+        return {
+            "process": self.process_concurrency,
+            "sandbox": self.sandbox_concurrency,
+            "docker": self.docker_concurrency,
+        }
 
     @property
     def resolved_job_directory(self) -> Path:

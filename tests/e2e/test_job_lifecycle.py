@@ -496,6 +496,27 @@ def test_download_input_file_and_file_artifact(tenant: Tenant, file_job: dict) -
     assert hashlib.sha256(downloaded.content).hexdigest() == artifact["attachment"]["id"]
 
 
+def test_waitreport_of_a_running_job_is_the_stored_report(
+    tenant: Tenant, file_job: dict, strict_echo: str
+) -> None:
+    """A waitreport sent while the job runs is answered with what the job's end committed (handed over by the
+    process that ran it, not read back): the same document as /report reads from the database."""
+    extracting = enable(tenant.admin, "analyzer", "Echo_1_0", name="Echo_extract_wait",
+                        configuration={"auto_extract_artifacts": True})["id"]  # fmt: skip
+    body = {
+        "dataType": "other",
+        "data": "handed over",
+        "parameters": {"ips": ["203.0.113.201", "203.0.113.202"]},
+    }
+    data_job = run(tenant.analyst, extracting, body)
+    failed = run(tenant.analyst, strict_echo, {"dataType": "ip", "data": "192.0.2.90", "tlp": 3})
+    assert data_job["status"] == "Success" and len(data_job["report"]["artifacts"]) >= 2
+    assert failed["status"] == "Failure" and failed["report"]["errorMessage"] == "TLP is higher than allowed."
+    for job in (file_job["job"], data_job, failed):
+        assert tenant.analyst.get(f"/api/job/{job['id']}/report").json() == job
+        assert wait(tenant.analyst, job["id"]) == job  # finished: read from the database
+
+
 @pytest.mark.parametrize(
     "name", ["a/b", "a\\b", "a:b", 'a"b', "a;b", "a|b", "a*b", "a?b", "a<b", "a`b", "a\tb"]
 )

@@ -1,21 +1,27 @@
-"""Who is calling, in Cortex's order (§6.1): session cookie, API key, then the `init` pseudo-user while no
-user exists — the last only from a loopback address or with the setup token printed at start.
+"""Who is calling, in Cortex's order (§6.1): session cookie, API key, a client certificate passed by a
+trusted reverse proxy (beyond Cortex; when switched on), HTTP Basic (when switched on), the
+`init` pseudo-user while no user exists — only from a loopback address or with the setup token printed at
+start — then a login header set by a trusted reverse proxy (when switched on).
 Roles are any-of: each route names the roles it accepts and one of them is enough."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import hmac
 import ipaddress
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
 from neurocortex.auth.context import AuthContext, init_context
 from neurocortex.auth.sessions import SESSION_COOKIE, XSRF_COOKIE, XSRF_HEADER, decode_session
+from neurocortex.auth.x509 import certificate_login
 from neurocortex.errors import AuthenticationError, AuthorizationError
-from neurocortex.services import users
+from neurocortex.services import api_keys, users
 from neurocortex.services.base import Services
 
 SETUP_TOKEN_HEADER = "X-Neurocortex-Setup-Token"
@@ -35,6 +41,25 @@ def is_loopback(request: Request) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(trusted: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in trusted)
+
+
+def from_trusted_proxy(request: Request, trusted: Iterable[str]) -> bool:
+    """Whether the request comes straight from one of the configured reverse proxies: only then are the
+    identity headers they set (login, client certificate) believed."""
+    try:
+        address = ipaddress.ip_address(client_address(request))
+    except ValueError:
+        return False
+    return any(address in network for network in _networks(tuple(trusted)))
 
 
 def check_csrf(request: Request) -> None:
@@ -63,12 +88,50 @@ async def authenticate(request: Request) -> AuthContext:
             return _context(user, "session", request_id)
     authorization = request.headers.get("authorization", "").strip()
     if authorization[:7].lower() == "bearer ":  # the scheme is case-insensitive; older MISP sends "bearer"
-        user = await users.user_for_key(svc, authorization[7:].strip())
+        key = authorization[7:].strip()
+        user = await api_keys.user_for_key(svc, key) if api_keys.is_named_key(key) else None
+        user = user or await users.user_for_key(svc, key)
         if user is not None:
             return _context(user, "key", request_id)
+    user = await _certificate_user(request, svc)
+    if user is not None:
+        return _context(user, "x509", request_id)
+    if svc.settings.auth_basic and authorization[:6].lower() == "basic ":
+        login, password = _basic_credentials(authorization[6:])
+        user, _provider = await request.app.state.password_login.login(
+            svc, login, password, client_address(request)
+        )
+        return _context(user, "basic", request_id)
     if await init_allowed(request, svc):
         return init_context(request_id)
+    header = svc.settings.auth_header
+    if header and header in request.headers and from_trusted_proxy(request, svc.settings.trusted_proxies):
+        user = await users.active_user(svc, request.headers[header].strip().lower())
+        if user is not None:
+            return _context(user, "header", request_id)
     raise AuthenticationError()
+
+
+async def _certificate_user(request: Request, svc: Services) -> dict | None:
+    settings = svc.settings
+    if not settings.x509_header or not request.headers.get(settings.x509_header):
+        return None
+    if request.headers.get(settings.x509_verify_header) != "SUCCESS":
+        return None
+    if not from_trusted_proxy(request, settings.trusted_proxies):
+        return None
+    login = certificate_login(request.headers[settings.x509_header], settings.x509_login_attribute)
+    return await users.active_user(svc, login) if login else None
+
+
+def _basic_credentials(encoded: str) -> tuple[str, str]:
+    try:
+        login, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthenticationError() from None
+    if not sep or not login:
+        raise AuthenticationError()
+    return login, password
 
 
 def _context(user: dict, method: str, request_id: str) -> AuthContext:

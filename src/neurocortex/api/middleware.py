@@ -9,6 +9,7 @@ import time
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from neurocortex import metrics
 from neurocortex.auth.sessions import SESSION_COOKIE, XSRF_COOKIE, encode_session
 from neurocortex.errors import PayloadTooLarge
 
@@ -25,6 +26,7 @@ class CortexMiddleware:
         started = time.perf_counter()
         state = scope.setdefault("state", {})
         received = 0
+        status = 500
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -37,6 +39,8 @@ class CortexMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                nonlocal status
+                status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["Request-Time"] = str(int((time.perf_counter() - started) * 1000))
                 self._cookies(scope, state, headers)
@@ -45,6 +49,9 @@ class CortexMiddleware:
         try:
             await self.app(scope, limited_receive, send_with_headers)
         finally:
+            # the route's template, not the path: ids in paths would make one series per job
+            route = getattr(scope.get("route"), "path", "unmatched")
+            metrics.http_request(scope["method"], route, status, time.perf_counter() - started)
             form = state.get("form")
             if form is not None:
                 await form.close()

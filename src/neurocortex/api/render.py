@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from neurocortex.ids import now_ms
 from neurocortex.services.catalog import WorkerDefinition
 
 
@@ -188,7 +189,9 @@ def job(row: dict[str, Any], from_cache: bool = False) -> dict[str, Any]:
     if row.get("input") is not None:
         out["input"] = _parsed(row["input"])
     if from_cache:
-        out["fromCache"] = True
+        # beyond Cortex (clients ignore extra keys): how old the served report is
+        made = row.get("endDate") or row.get("startDate") or row["createdAt"]
+        out |= {"fromCache": True, "cachedAt": made, "cacheAge": max(0, (now_ms() - made) // 1000)}
     return out
 
 

@@ -25,6 +25,7 @@ claiming at once neither take the same job nor overshoot a limit.
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import logging
 import secrets
@@ -33,8 +34,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select, union_all, update
+from sqlalchemy import and_, bindparam, func, select, union_all, update
 
+from neurocortex import metrics
 from neurocortex.execution.executor import Executor
 from neurocortex.execution.jobdir import JOB_FOLDER_PREFIX, remove_folder
 from neurocortex.ids import ID_LENGTH, now_ms
@@ -53,6 +55,25 @@ INTERRUPTED_TWICE = (
 )
 # workers per candidate query (SQLite allows 500 terms in a UNION)
 CANDIDATE_QUERY_WORKERS = 100
+
+# The statements of every claim, built once: building one costs more than SQLite takes to run it.
+_QUEUE_STATE = (
+    select(t.job.c.status, t.job.c.organization, t.job.c.workerId, t.job.c.type, func.count())
+    .where(t.job.c.status.in_(("Waiting", "InProgress")))
+    .group_by(t.job.c.status, t.job.c.organization, t.job.c.workerId, t.job.c.type)
+)
+_CLAIM = (
+    update(t.job)
+    .where(t.job.c.id.in_(bindparam("ids", expanding=True)), t.job.c.status == "Waiting")
+    .values(
+        status="InProgress",
+        startDate=bindparam("now"),
+        lease_owner=bindparam("owner"),
+        lease_until=bindparam("until"),
+        attempts=t.job.c.attempts + 1,
+    )
+    .returning(*t.job.c)
+)
 
 
 @dataclass
@@ -85,6 +106,21 @@ class _Waiting:
     count: int
     rules: StartRules = field(default_factory=lambda: StartRules(None, [], []))
     keys: list[Any] = field(default_factory=list)
+
+
+@functools.lru_cache(maxsize=CANDIDATE_QUERY_WORKERS)
+def _candidates_statement(workers: int) -> Any:
+    """For `workers` workers, the oldest Waiting jobs of each (worker id `w<i>`, at most `n<i>` jobs)."""
+    columns = (t.job.c.id, t.job.c.organization, t.job.c.workerId, t.job.c.type)
+    parts = [
+        select(*columns)
+        .where(t.job.c.status == "Waiting", t.job.c.workerId == bindparam(f"w{i}"))
+        .order_by(t.job.c.id)
+        .limit(bindparam(f"n{i}"))
+        .subquery()
+        for i in range(workers)
+    ]
+    return union_all(*(select(part) for part in parts)) if workers > 1 else select(parts[0])
 
 
 class EmbeddedDispatcher:
@@ -247,17 +283,14 @@ class EmbeddedDispatcher:
                     chosen = [job for job in chosen if fresh.take(waiting[job["workerId"]].keys, now)]
                 if chosen:
                     rows = await conn.execute(
-                        update(t.job)
-                        .where(t.job.c.id.in_([job["id"] for job in chosen]), t.job.c.status == "Waiting")
-                        .values(
-                            status="InProgress",
-                            startDate=now,
+                        _CLAIM,
+                        {
+                            "ids": [job["id"] for job in chosen],
+                            "now": now,
                             # one token per claim: a run whose lease was taken back cannot write its result
-                            lease_owner=f"{self.node}/{secrets.token_hex(4)}",
-                            lease_until=now + self.lease_ms,
-                            attempts=t.job.c.attempts + 1,
-                        )
-                        .returning(*t.job.c)
+                            "owner": f"{self.node}/{secrets.token_hex(4)}",
+                            "until": now + self.lease_ms,
+                        },
                     )
                     claimed = sorted((dict(row._mapping) for row in rows), key=lambda job: job["id"])
 
@@ -268,11 +301,7 @@ class EmbeddedDispatcher:
         self, conn: Any, types: list[str]
     ) -> tuple[dict[str, _Waiting], Counter[str], Counter[str]]:
         """Waiting jobs per worker (of `types`), running jobs per organization and per worker (all nodes)."""
-        rows = await conn.execute(
-            select(t.job.c.status, t.job.c.organization, t.job.c.workerId, t.job.c.type, func.count())
-            .where(t.job.c.status.in_(("Waiting", "InProgress")))
-            .group_by(t.job.c.status, t.job.c.organization, t.job.c.workerId, t.job.c.type)
-        )
+        rows = await conn.execute(_QUEUE_STATE)
         waiting: dict[str, _Waiting] = {}
         by_org: Counter[str] = Counter()
         by_worker: Counter[str] = Counter()
@@ -333,18 +362,13 @@ class EmbeddedDispatcher:
         wanted = [(e.worker_id, min(budget.room(e.keys), e.count)) for e in entries]
         wanted = [(worker_id, n) for worker_id, n in wanted if n > 0]
         found: list[dict[str, Any]] = []
-        columns = (t.job.c.id, t.job.c.organization, t.job.c.workerId, t.job.c.type)
         for start in range(0, len(wanted), CANDIDATE_QUERY_WORKERS):
-            parts = [
-                select(*columns)
-                .where(t.job.c.status == "Waiting", t.job.c.workerId == worker_id)
-                .order_by(t.job.c.id)
-                .limit(n)
-                .subquery()
-                for worker_id, n in wanted[start : start + CANDIDATE_QUERY_WORKERS]
-            ]
-            statement = union_all(*(select(part) for part in parts)) if len(parts) > 1 else select(parts[0])
-            found += [dict(row._mapping) for row in await conn.execute(statement)]
+            batch = wanted[start : start + CANDIDATE_QUERY_WORKERS]
+            parameters = {}
+            for i, (worker_id, n) in enumerate(batch):
+                parameters |= {f"w{i}": worker_id, f"n{i}": n}
+            rows = await conn.execute(_candidates_statement(len(batch)), parameters)
+            found += [dict(row._mapping) for row in rows]
         return found
 
     def _fair_choice(
@@ -386,20 +410,26 @@ class EmbeddedDispatcher:
                 continue
             entry = waiting[worker_id]
             types_left.add(entry.type)
+            held = False
             for key in entry.keys:
                 if (
                     key[0] == "window"
                     and budget.remaining.get(key, 1) <= 0
                     and budget.oldest.get(key) is not None
                 ):
+                    held = True
                     _, scope, i = key
                     limits = dict(entry.rules.windows)[scope]
                     moves = budget.oldest[key] + limits[i].window_ms + 1
                     if self._window_moves_at is None or moves < self._window_moves_at:
                         self._window_moves_at = moves
+            if held:
+                cached = self.svc.workers_cache.get(worker_id)
+                metrics.rate_limit_delayed(cached["name"] if isinstance(cached, dict) else worker_id)
         self._maybe_waiting -= set(types) - types_left - self._woken
 
     def _start(self, job: dict[str, Any]) -> None:
+        metrics.job_started(job)
         results.publish_status(self.svc, job, {"status": "InProgress", "startDate": job["startDate"]})
         runner = self._runner_by_worker.get(job["workerId"])
         self.running_by_type[job["type"]] += 1

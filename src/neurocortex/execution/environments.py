@@ -192,8 +192,26 @@ def environment_python(settings: Settings, definition: WorkerDefinition) -> str 
 
     The path is the resolved generation's, so a job keeps its environment while a rebuild swaps in another.
     """
-    environment = environment_for(settings, definition)
+    environment = _environment_of(settings, definition)
     return None if environment is None else installed_python(environment.home)
+
+
+# Where each definition's environment lives, asked before every job: working it out resolves paths and
+# reads the definition's file (about a millisecond), and it changes only with the definition object (a
+# catalog rescan makes new ones) — whether one is installed there is looked at every time.
+_ENVIRONMENTS: dict[tuple[int, int], tuple[Settings, WorkerDefinition, WorkerEnvironment | None]] = {}
+_ENVIRONMENTS_KEPT = 4096
+
+
+def _environment_of(settings: Settings, definition: WorkerDefinition) -> WorkerEnvironment | None:
+    key = (id(settings), id(definition))
+    cached = _ENVIRONMENTS.get(key)
+    # the objects are kept with the answer, so their ids cannot be reused while it is cached
+    if cached is None or cached[0] is not settings or cached[1] is not definition:
+        if len(_ENVIRONMENTS) >= _ENVIRONMENTS_KEPT:
+            _ENVIRONMENTS.clear()
+        cached = _ENVIRONMENTS[key] = (settings, definition, environment_for(settings, definition))
+    return cached[2]
 
 
 def installed_python(home: Path) -> str | None:

@@ -16,14 +16,24 @@ from typing import Any
 
 import orjson
 
+from neurocortex import metrics
 from neurocortex.execution.environments import environment_python
-from neurocortex.execution.jobdir import JobDirectory, JobInput, build_config, redact
+from neurocortex.execution.jobdir import (
+    INLINE_OUTPUT_BYTES,
+    JobDirectory,
+    JobInput,
+    build_config,
+    group_id,
+    network_environment,
+)
 from neurocortex.execution.runners.base import Runner, RunSpec
+from neurocortex.execution.runners.docker import JOB_MOUNT
 from neurocortex.execution.runners.process import command_argv
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
 from neurocortex.services import attachments, results, workers
 from neurocortex.services.base import Services
 from neurocortex.services.catalog import WorkerDefinition
+from neurocortex.services.config_secrets import redact_input, redacted_names, scrub, secret_values
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +46,15 @@ class WorkerCannotRun(Exception):
     pass
 
 
-def worker_environment(cacerts: str | None) -> dict[str, str]:
+def worker_environment(cacerts: str | None, config: dict[str, Any] | None = None) -> dict[str, str]:
     # the engine's own settings (secret key, database URL with its password) are no business of a worker
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROCORTEX_")}
-    if cacerts:
-        env["REQUESTS_CA_BUNDLE"] = cacerts
-    return env
+    return env | network_environment(config or {}, cacerts)
+
+
+def container_environment(cacerts: str | None, config: dict[str, Any]) -> dict[str, str]:
+    """A container's environment: nothing of the server's, Cortex's JAVA_TOOL_OPTIONS, the proxy and CA."""
+    return {"JAVA_TOOL_OPTIONS": "-Dfile.encoding=UTF8"} | network_environment(config, cacerts)
 
 
 def policy_violation(job: dict[str, Any], config: dict[str, Any]) -> str | None:
@@ -58,6 +71,8 @@ class Executor:
     def __init__(self, svc: Services, runners: dict[str, Runner]) -> None:
         self.svc = svc
         self.runners = runners
+        # resolved once: a group that does not exist stops the server at start, not each job
+        self._job_group = group_id(svc.settings.job_directory_group)
 
     async def execute(self, job: dict[str, Any]) -> None:
         try:
@@ -66,6 +81,7 @@ class Executor:
             raise
         except Exception as exc:  # never leave a job InProgress because of a bug of ours
             log.exception("job %s failed in the engine", job["id"])
+            metrics.runner_error(None, "engine")
             await results.fail(self.svc, job, f"Internal error while running the job: {exc}")
 
     async def _execute(self, job: dict[str, Any]) -> None:
@@ -77,6 +93,15 @@ class Executor:
         definition = svc.catalog.get(worker["type"], worker["workerDefinitionId"])
         configuration = workers.decrypt_configuration(svc, worker)
         config = build_config(definition.config if definition else {}, configuration)
+        redacted = redacted_names(workers.configuration_items(svc, worker), config)
+        hidden = secret_values(config, redacted)
+
+        async def fail(message: str, input_document: dict | str | None = None) -> None:
+            # a failed job's input and error message (the worker's own output) must not carry its secrets
+            if isinstance(input_document, dict):
+                input_document = orjson.dumps(redact_input(input_document, redacted)).decode()
+            await results.fail(svc, job, scrub(message, hidden) or "", scrub(input_document, hidden))
+
         job_input = JobInput(
             job_id=job["id"],
             data_type=job["dataType"],
@@ -102,41 +127,49 @@ class Executor:
 
         violation = policy_violation(job, config)
         if violation:
-            await results.fail(svc, job, violation, orjson.dumps(redact(_input_document(job_input))).decode())
+            await fail(violation, _input_document(job_input))
             return
 
-        svc.settings.resolved_job_directory.mkdir(parents=True, exist_ok=True)
-        directory = await asyncio.to_thread(
-            JobDirectory.create, svc.settings.resolved_job_directory, job["id"]
-        )
+        # a few small files: written on the loop's thread (cheaper than a thread hop), unless a file is placed
+        directory = JobDirectory.create(svc.settings.resolved_job_directory, job["id"], self._job_group)
         try:
-            document = await asyncio.to_thread(directory.write_input, job_input)
+            if job_input.attachment_path is None:
+                document = directory.write_input(job_input)
+            else:
+                document = await asyncio.to_thread(directory.write_input, job_input)
             try:
                 runner, spec = self._plan(worker, definition, directory, config)
             except WorkerCannotRun as exc:
-                await results.fail(svc, job, str(exc), orjson.dumps(redact(document)).decode())
+                metrics.runner_error(None, "cannot_run")
+                await fail(str(exc), document)
                 return
             if isinstance(runner, SandboxRunner):
                 outcome = await runner.run(spec, self._sandbox_policy(worker))
             else:
                 outcome = await runner.run(spec)
             if outcome.timed_out:
+                metrics.runner_error(runner.name, "timeout")
                 minutes = spec.timeout / 60 if spec.timeout else 0
                 message = (
                     f"Job timeout: the worker was still running after {minutes:g} minutes and was killed"
                 )
                 if outcome.output.strip():
                     message += f"\n{outcome.output}"
-                await results.fail(svc, job, message, orjson.dumps(redact(document)).decode())
+                await fail(message, document)
                 return
             if outcome.error:
-                await results.fail(svc, job, outcome.error, orjson.dumps(redact(document)).decode())
+                metrics.runner_error(runner.name, "error")
+                await fail(outcome.error, document)
                 return
-            if not directory.has_output():
+            size = directory.output_size()
+            if not size:
                 directory.write_failure(outcome.output or "no output")
-            output = await asyncio.to_thread(directory.read_output, svc.settings.max_output_json)
+            if size <= INLINE_OUTPUT_BYTES:
+                output = directory.read_output(svc.settings.max_output_json)
+            else:
+                output = await asyncio.to_thread(directory.read_output, svc.settings.max_output_json)
             if not output.success:
-                await results.fail(svc, job, output.error_message or "", output.input)
+                await fail(output.error_message or "", output.input)
                 return
             artifacts = []
             for artifact in output.artifacts:
@@ -152,7 +185,10 @@ class Executor:
             await results.succeed(svc, job, output.full, output.summary, output.operations, artifacts)
         finally:
             if not self._keep(job):
-                await asyncio.to_thread(directory.remove)
+                if directory.is_small():
+                    directory.remove()
+                else:
+                    await asyncio.to_thread(directory.remove)
 
     def _keep(self, job: dict[str, Any]) -> bool:
         if self.svc.settings.keep_job_folder:
@@ -175,6 +211,8 @@ class Executor:
                 continue
             if name in LOCAL_RUNNERS and _process_command(worker, definition)[1] is not None:
                 return name
+            if name == "docker" and _docker_image(worker, definition):
+                return name
         return None
 
     def _plan(
@@ -193,10 +231,19 @@ class Executor:
                 argv = command_argv(root, command, self._python(definition), directory.path)
             except ValueError as exc:
                 raise WorkerCannotRun(f"Worker cannot be run: {exc}") from None
-            env = worker_environment(str(cacerts) if cacerts else None)
+            env = worker_environment(str(cacerts) if cacerts else None, config)
             spec = RunSpec(
                 argv=argv, cwd=root, env=env, timeout=timeout_minutes * 60, job_directory=directory.path
             )
+            return self.runners[name], spec
+        if name == "docker":
+            # the job directory is mounted at /job: the CA bundle is seen there
+            ca_inside = f"{JOB_MOUNT}/input/cacerts" if cacerts else None
+            spec = RunSpec(
+                argv=[JOB_MOUNT], cwd=directory.path, env=container_environment(ca_inside, config),
+                timeout=timeout_minutes * 60, job_directory=directory.path,
+                image=_docker_image(worker, definition),
+            )  # fmt: skip
             return self.runners[name], spec
         if name is not None:  # a runner that needs no command, only the job directory (misp-modules)
             spec = RunSpec(argv=[], cwd=directory.path, env={}, timeout=timeout_minutes * 60,
@@ -264,6 +311,11 @@ def _process_command(worker: dict[str, Any], definition: WorkerDefinition | None
         root = program.parent.parent
         return root, str(program.relative_to(root))
     return None, None
+
+
+def _docker_image(worker: dict[str, Any], definition: WorkerDefinition | None) -> str | None:
+    """The worker's image (Cortex keeps it on the worker, refreshed from the definition on rescan)."""
+    return worker.get("dockerImage") or (definition.docker_image if definition else None)
 
 
 def _input_document(job_input: JobInput) -> dict[str, Any]:

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 SECRET_PHRASES = ("key", "password", "secret")
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 JOB_FOLDER_PREFIX = "cortex-job-"
+# What is small enough to read, parse or remove on the event loop's thread: a few system calls cost less
+# than handing them to a thread and back. Bigger (worker-made) output goes to a thread.
+INLINE_OUTPUT_BYTES = 256 * 1024
+INLINE_REMOVAL_ENTRIES = 64
 
 
 # -- input ------------------------------------------------------------------------------------------------
@@ -45,6 +49,24 @@ def build_config(definition_config: dict | None, worker_configuration: dict) -> 
         if isinstance(proxy, str):
             config = _deep_merge(config, {"proxy": {scheme: proxy}})
     return config
+
+
+def network_environment(config: dict, cacerts: str | None) -> dict[str, str]:
+    """The variables that give a worker its proxy and CA bundle, whatever it is written with: cortexutils
+    exports config.proxy itself, but not before the worker's imports, nor for programs it starts or
+    workers written without it. `cacerts` is the bundle's path as the worker sees it (inside its job
+    directory, so that a sandbox or a container sees it too)."""
+    env = {}
+    proxy = config.get("proxy")
+    if isinstance(proxy, dict):
+        for scheme in ("http", "https"):
+            url = proxy.get(scheme)
+            if isinstance(url, str) and url:
+                env[f"{scheme}_proxy"] = env[f"{scheme.upper()}_PROXY"] = url
+    if cacerts:
+        # requests reads the first, OpenSSL (urllib, httpx, curl) the second
+        env["REQUESTS_CA_BUNDLE"] = env["SSL_CERT_FILE"] = cacerts
+    return env
 
 
 def _deep_merge(left: dict, right: dict) -> dict:
@@ -106,22 +128,43 @@ class WorkerOutput:
         return cls(success=False, error_message=message, input=input)
 
 
+def group_id(group: str | int | None) -> int | None:
+    """The gid of a group given by name or number (NEUROCORTEX_JOB_DIRECTORY_GROUP); raises KeyError."""
+    if group is None or group == "":
+        return None
+    if isinstance(group, int) or str(group).isdigit():
+        return int(group)
+    import grp
+
+    return grp.getgrnam(str(group)).gr_gid
+
+
 class JobDirectory:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, group: int | None = None) -> None:
         self.path = Path(path)
+        self.group = group
+        """A group with read access (helper daemons such as clamd), or None: the engine's user only."""
         self.input_dir = self.path / "input"
         self.output_dir = self.path / "output"
         self.output_file = self.output_dir / "output.json"
 
     @classmethod
-    def create(cls, root: Path, job_id: str) -> JobDirectory:
+    def create(cls, root: Path, job_id: str, group: int | None = None) -> JobDirectory:
+        """A new job folder, private to the engine's user (mode 0700), or with `group`, readable by that group
+        too (mode 2750: what is made inside inherits the group) — never by other users."""
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
+        if group is not None:
+            _let_group_traverse(root, group)
         safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", job_id)
         # mkdtemp: unpredictable name, mode 0700.
-        job = cls(Path(tempfile.mkdtemp(dir=root, prefix=f"{JOB_FOLDER_PREFIX}{safe_id}-")))
+        job = cls(Path(tempfile.mkdtemp(dir=root, prefix=f"{JOB_FOLDER_PREFIX}{safe_id}-")), group)
         job.input_dir.mkdir()
         job.output_dir.mkdir()
+        if group is not None:
+            for directory in (job.path, job.input_dir, job.output_dir):
+                os.chown(directory, -1, group)
+                os.chmod(directory, 0o2750)
         return job
 
     # -- preparing ----------------------------------------------------------------------------------------
@@ -148,6 +191,12 @@ class JobDirectory:
             (self.input_dir / "cacerts").write_text(cacerts, encoding="utf-8")
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         (self.input_dir / "input.json").write_bytes(text.encode("utf-8"))
+        if self.group is not None:
+            # whatever the umask: the group reads what the engine wrote (a hard-linked attachment is the
+            # datastore's file, readable by all already, and keeps its mode)
+            for path in self.input_dir.iterdir():
+                if path.is_file() and os.stat(path).st_nlink == 1:
+                    os.chmod(path, 0o640)
         return document
 
     def _place_attachment(self, source: Path) -> Path:
@@ -179,12 +228,16 @@ class JobDirectory:
 
     def has_output(self) -> bool:
         """output/output.json exists, is a regular file (not a link) and is not empty."""
+        return self.output_size() > 0
+
+    def output_size(self) -> int:
+        """The size of output/output.json when it is a regular file (not a link), else 0."""
         try:
             with _open_in_output(self.output_dir, "output.json", os.O_RDONLY) as fd:
                 info = os.fstat(fd)
         except OSError:
-            return False
-        return stat.S_ISREG(info.st_mode) and info.st_size > 0
+            return 0
+        return info.st_size if stat.S_ISREG(info.st_mode) else 0
 
     def write_failure(self, message: str) -> None:
         """Write the synthetic failure Cortex's runners write when a worker left no usable output."""
@@ -332,6 +385,33 @@ class JobDirectory:
 
     def remove(self) -> None:
         _remove_tree(self.path)
+
+    def is_small(self) -> bool:
+        """At most INLINE_REMOVAL_ENTRIES entries, all of them readable: removed in a few system calls."""
+        budget = INLINE_REMOVAL_ENTRIES
+        pending = [self.path]
+        try:
+            while pending:
+                with os.scandir(pending.pop()) as entries:
+                    for entry in entries:
+                        budget -= 1
+                        if budget < 0:
+                            return False
+                        if entry.is_dir(follow_symlinks=False):
+                            pending.append(Path(entry.path))
+        except OSError:  # made unreadable by the worker: the careful removal, in a thread
+            return False
+        return True
+
+
+def _let_group_traverse(root: Path, group: int) -> None:
+    """The folder of the job folders: the group may pass through it (not list it), others not even that."""
+    info = os.stat(root)
+    if info.st_uid != os.geteuid() or info.st_mode & stat.S_ISVTX:
+        return  # not ours to close (a shared /tmp): the admin opened it
+    if info.st_gid != group or stat.S_IMODE(info.st_mode) & 0o077 != 0o010:
+        os.chown(root, -1, group)
+        os.chmod(root, stat.S_IMODE(info.st_mode) & 0o700 | 0o010)
 
 
 def remove_folder(path: Path) -> None:

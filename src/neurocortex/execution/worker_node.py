@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 
+from neurocortex import metrics
 from neurocortex.execution.broker import RUN_JOB, celery_app
 from neurocortex.execution.dispatcher import INTERRUPTED_TWICE, MAX_ATTEMPTS, remove_abandoned_folders
 from neurocortex.execution.executor import Executor
@@ -182,6 +183,8 @@ def run_worker(settings: Settings, capacity: int, name: str | None = None) -> No
     except RuntimeError as exc:  # a setting that cannot work: said plainly, not as a traceback
         loop.stop()
         raise SystemExit(str(exc)) from None
+    if settings.worker_metrics_port:
+        metrics.start_worker_exporter(settings.worker_metrics_port)
     app = celery_app(settings)
 
     @app.task(name=RUN_JOB)

@@ -17,7 +17,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MISSING: Any = object()
-ITEM_TYPES = ("string", "text", "number", "boolean")
+ITEM_TYPES = ("string", "text", "number", "boolean", "password")  # password: write-only, beyond Cortex
 REQUIRED_TEXT = ("name", "version", "description", "author", "url", "license")
 
 

@@ -4,7 +4,9 @@ On one node, events go straight to this process's waiters and streams. When node
 database, every event goes through the database instead (store/notify.py) and comes back to each node,
 this one included: a job finished by a worker on another machine wakes `waitreport` and fills the
 streams of every API node, and each event is delivered once per node whichever node produced it.
-`waitreport` also re-reads the job row now and then (jobs.wait_for_end), in case an event was lost.
+`waitreport` also re-reads the job row now and then (jobs.wait_for_report), in case an event was lost.
+A job ended by this process also hands its final state (job row, report, artifacts, as committed) to
+this node's waiters at once, which then need not read it back.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class EventBus:
     STREAM_IDLE_LIFETIME = 15 * 60
 
     def __init__(self) -> None:
-        self._job_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._job_waiters: dict[str, list[asyncio.Future[Any]]] = {}
         self._streams: dict[str, Stream] = {}
         # called with the id of every job that ends, on any node (the dispatcher: room for another job)
         self.job_end_listeners: list[Callable[[str], None]] = []
@@ -111,25 +113,26 @@ class EventBus:
             self._flushing = None
 
     # -- job completion --
-    def job_ended(self, job_id: str) -> None:
+    def job_ended(self, job_id: str, final: Any = None) -> None:
+        """`final`: what the job ended as, when the caller has it (None: the waiters read the job)."""
+        if final is not None or self._relay is None:
+            self._job_ended_here(job_id, final)
         if self._relay is not None:
             self._post({"kind": "end", "job": job_id})
-        else:
-            self._job_ended_here(job_id)
 
-    def _job_ended_here(self, job_id: str) -> None:
+    def _job_ended_here(self, job_id: str, final: Any = None) -> None:
         for waiter in self._job_waiters.pop(job_id, []):
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(final)
         for listener in self.job_end_listeners:
             listener(job_id)
 
-    def job_waiter(self, job_id: str) -> asyncio.Future[None]:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def job_waiter(self, job_id: str) -> asyncio.Future[Any]:
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._job_waiters.setdefault(job_id, []).append(waiter)
         return waiter
 
-    def forget_waiter(self, job_id: str, waiter: asyncio.Future[None]) -> None:
+    def forget_waiter(self, job_id: str, waiter: asyncio.Future[Any]) -> None:
         waiters = self._job_waiters.get(job_id)
         if waiters and waiter in waiters:
             waiters.remove(waiter)

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from neurocortex import metrics
 from neurocortex.auth.context import AuthContext
 from neurocortex.errors import (
     NotFoundError,
@@ -23,10 +24,12 @@ from neurocortex.errors import (
 )
 from neurocortex.fields import Fields, UploadedFile
 from neurocortex.ids import new_id, now_ms
-from neurocortex.services import attachments, scheduling, workers
+from neurocortex.services import attachments, audit, scheduling, workers
 from neurocortex.services.base import Services, as_dict
+from neurocortex.services.results import EndedJob
 from neurocortex.store import job_text
 from neurocortex.store import tables as t
+from neurocortex.store.fulltext import jobs_with_report_matching
 from neurocortex.store.query import run_stats
 from neurocortex.store.search import search as store_search
 from neurocortex.store.search_models import ARTIFACT, JOB
@@ -35,6 +38,12 @@ FINISHED = ("Success", "Failure", "Deleted")
 RUNNING = ("Waiting", "InProgress")
 # how often a waiting request re-reads the job, for jobs finished by another node
 WAIT_RECHECK_SECONDS = 5.0
+
+# The statements of every job's path, built once: building one costs more than SQLite takes to run it.
+_INSERT = insert(t.job)
+_GET = select(t.job).where(t.job.c.id == bindparam("job_id"), t.job.c.organization == bindparam("org"))
+_REPORT = select(t.report).where(t.report.c.job == bindparam("job_id"))
+_ARTIFACTS = select(t.artifact).where(t.artifact.c.report == bindparam("report_id")).order_by(t.artifact.c.id)
 
 
 @dataclass
@@ -145,7 +154,8 @@ async def create(
 
     window = worker["jobCache"] if worker["jobCache"] is not None else svc.settings.job_cache
     if not new.force and worker["type"] == "analyzer" and window > 0:
-        cached = await _cached(svc, tag, window)
+        cached = await _cached(svc, tag, window, worker.get("configuredAt"))
+        metrics.cache_lookup(worker["name"], cached is not None)
         if cached is not None:
             await record_cache_hit(svc, worker["organization"])
             return cached, True
@@ -176,7 +186,7 @@ async def create(
     async with svc.db.write() as conn:
         if admission:
             await _check_rate_limits(conn, worker, admission, now)
-        await conn.execute(insert(t.job).values(job))
+        await conn.execute(_INSERT, job)
     if svc.job_created is not None:
         svc.job_created(job)
     svc.publish(ctx.user_id, ctx.request_id, "job", job["id"], "Creation", job["organization"], job)
@@ -198,6 +208,7 @@ async def _check_rate_limits(
             if used.used < used.limit.rate:
                 continue
             per = f"{used.limit.rate} per {used.limit.unit}"
+            metrics.rate_limit_rejected(worker["name"], "worker" if quota is None else "quota")
             if quota is None:
                 raise RateLimitExceeded(
                     f"Rate limit of {per} reached for the analyzer {worker['name']}. Job cannot be started"
@@ -209,8 +220,11 @@ async def _check_rate_limits(
             )
 
 
-async def _cached(svc: Services, tag: str, window_minutes: float) -> dict[str, Any] | None:
-    since = now_ms() - int(window_minutes * 60_000)
+async def _cached(
+    svc: Services, tag: str, window_minutes: float, configured_at: int | None
+) -> dict[str, Any] | None:
+    """The newest report in the window, made with the worker's current configuration."""
+    since = max(now_ms() - int(window_minutes * 60_000), configured_at or 0)
     statement = (
         select(t.job)
         .where(
@@ -224,9 +238,8 @@ async def _cached(svc: Services, tag: str, window_minutes: float) -> dict[str, A
 
 
 async def get(svc: Services, ctx: AuthContext, job_id: str) -> dict[str, Any]:
-    statement = select(t.job).where(t.job.c.id == job_id, t.job.c.organization == ctx.organization)
     async with svc.db.read() as conn:
-        job = as_dict((await conn.execute(statement)).first())
+        job = as_dict((await conn.execute(_GET, {"job_id": job_id, "org": ctx.organization})).first())
     if job is None:
         raise NotFoundError(f"job {job_id} not found")
     return job
@@ -236,20 +249,16 @@ async def report_of(svc: Services, job: dict[str, Any]) -> tuple[dict[str, Any] 
     if job["status"] != "Success":
         return None, []
     async with svc.db.read() as conn:
-        report = as_dict((await conn.execute(select(t.report).where(t.report.c.job == job["id"]))).first())
+        report = as_dict((await conn.execute(_REPORT, {"job_id": job["id"]})).first())
         if report is None:
             return None, []
-        artifacts = [
-            dict(r._mapping)
-            for r in await conn.execute(
-                select(t.artifact).where(t.artifact.c.report == report["id"]).order_by(t.artifact.c.id)
-            )
-        ]
+        artifacts = [dict(r._mapping) for r in await conn.execute(_ARTIFACTS, {"report_id": report["id"]})]
     return report, artifacts
 
 
-async def wait_for_end(svc: Services, ctx: AuthContext, job_id: str, timeout: float | None) -> dict[str, Any]:
-    """The job once it has ended, or as it is when `timeout` seconds have passed (None: no limit)."""
+async def wait_for_report(svc: Services, ctx: AuthContext, job_id: str, timeout: float | None) -> EndedJob:
+    """The job with its report once it has ended, or as it is (no report) when `timeout` seconds have passed
+    (None: no limit)."""
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     while True:
@@ -258,11 +267,17 @@ async def wait_for_end(svc: Services, ctx: AuthContext, job_id: str, timeout: fl
             # registered before reading, so an end between the read and the wait is not missed
             job = await get(svc, ctx, job_id)
             remaining = None if deadline is None else deadline - loop.time()
-            if job["status"] in FINISHED or (remaining is not None and remaining <= 0):
-                return job
+            if job["status"] in FINISHED:
+                return EndedJob(job, *await report_of(svc, job))
+            if remaining is not None and remaining <= 0:
+                return EndedJob(job, None, [])
             wait = WAIT_RECHECK_SECONDS if remaining is None else min(remaining, WAIT_RECHECK_SECONDS)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(waiter), wait)
+                final = await asyncio.wait_for(asyncio.shield(waiter), wait)
+                # ended by this process: as it committed it, no need to read it back (the job was read
+                # above in the caller's organization, so it is the caller's)
+                if isinstance(final, EndedJob):
+                    return final
         finally:
             svc.events.forget_waiter(job_id, waiter)
 
@@ -283,6 +298,19 @@ async def search(
         scope = and_(scope, job_text.matches("sqlite" if svc.db.is_sqlite else "postgresql", text))
     async with svc.db.read() as conn:
         return await store_search(conn, JOB, query, range_, sort, scope, count_limit)
+
+
+async def search_reports(
+    svc: Services, ctx: AuthContext, text: str, query: Any, range_: str | None, sort: list[str] | None
+) -> tuple[list[dict[str, Any]], int]:
+    """Jobs whose report body holds every word of `text`, narrowed by a search-DSL `query`."""
+    scope = and_(
+        t.job.c.organization == ctx.organization,
+        t.job.c.status != "Deleted",
+        jobs_with_report_matching(svc.db.is_sqlite, text),
+    )
+    async with svc.db.read() as conn:
+        return await store_search(conn, JOB, query, range_, sort, scope)
 
 
 async def list_filtered(
@@ -310,12 +338,14 @@ async def list_filtered(
 
 async def delete(svc: Services, ctx: AuthContext, job_id: str) -> None:
     job = await get(svc, ctx, job_id)
+    about = {"workerName": job["workerName"], "dataType": job["dataType"], "status": job["status"]}
     async with svc.db.write() as conn:
         await conn.execute(
             update(t.job)
             .where(t.job.c.id == job_id)
             .values(status="Deleted", updatedBy=ctx.user_id, updatedAt=now_ms())  # fmt: skip
         )
+        await audit.write(conn, audit.by(ctx, job["organization"], "job.delete", "job", job_id, about))
     svc.events.job_ended(job_id)
     svc.publish(ctx.user_id, ctx.request_id, "job", job_id, "Update", job["organization"], job | {"status": "Deleted"},
                 {"status": "Deleted"})  # fmt: skip

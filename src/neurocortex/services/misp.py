@@ -155,7 +155,7 @@ async def query(svc: Services, ctx: AuthContext, body: Any) -> tuple[dict[str, A
         else:
             fields["data"] = value
         job, _ = await jobs.create(svc, ctx, worker["id"], fields, responder_route=False)
-        job = await jobs.wait_for_end(svc, ctx, job["id"], QUERY_WAIT_SECONDS)
+        job = (await jobs.wait_for_report(svc, ctx, job["id"], QUERY_WAIT_SECONDS)).job
     except QueryError as exc:
         return {"error": exc.message}, exc.status
     except CortexError as exc:  # rate limit, bad input...

@@ -18,6 +18,7 @@ from neurocortex.errors import (
     unknown_attribute,
 )
 from neurocortex.ids import now_ms
+from neurocortex.services import audit
 from neurocortex.services.base import Services, as_dict
 from neurocortex.store import tables as t
 from neurocortex.store.query import run_stats
@@ -70,6 +71,8 @@ async def create(svc: Services, ctx: AuthContext, fields: dict[str, Any]) -> dic
     try:
         async with svc.db.write() as conn:
             await conn.execute(insert(t.organization).values(row))
+            about = {"description": description, "status": status}
+            await audit.write(conn, audit.by(ctx, name, "organization.create", "organization", name, about))
     except IntegrityError:
         raise ConflictError(f"organization {name} already exists") from None
     svc.publish(ctx.user_id, ctx.request_id, "organization", name, "Creation", name, row)
@@ -92,23 +95,28 @@ async def update_organization(
             errors.append(invalid_format("status", fields["status"], "Active|Locked"))
         changes["status"] = fields["status"]
     raise_attribute_errors("organization", errors)
-    return await _apply(svc, ctx, org_id, changes)
+    return await _apply(svc, ctx, org_id, changes, "organization.update")
 
 
 async def lock(svc: Services, ctx: AuthContext, org_id: str) -> None:
     if org_id == CORTEX_ORG:
         raise BadRequestError("Cortex organization can't be removed")
-    await _apply(svc, ctx, org_id, {"status": "Locked"})
+    await _apply(svc, ctx, org_id, {"status": "Locked"}, "organization.lock")
 
 
-async def _apply(svc: Services, ctx: AuthContext, org_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+async def _apply(
+    svc: Services, ctx: AuthContext, org_id: str, changes: dict[str, Any], action: str
+) -> dict[str, Any]:
     async with svc.db.write() as conn:
+        about = {"changes": dict(changes)}
         if changes:
             changes |= {"updatedBy": ctx.user_id, "updatedAt": now_ms()}
             await conn.execute(update(t.organization).where(t.organization.c.id == org_id).values(changes))
         org = as_dict(
             (await conn.execute(select(t.organization).where(t.organization.c.id == org_id))).first()
         )
+        if changes and org is not None:
+            await audit.write(conn, audit.by(ctx, org_id, action, "organization", org_id, about))
     svc.users_cache.clear()  # a locked organization locks its users out at once
     if org is None:
         raise NotFoundError(f"organization {org_id} not found")

@@ -25,6 +25,7 @@ from neurocortex.errors import (
     unknown_attribute,
 )
 from neurocortex.ids import new_id, now_ms
+from neurocortex.services import audit
 from neurocortex.services.base import Services, as_dict
 from neurocortex.services.workers import check_rate_limits
 from neurocortex.store import tables as t
@@ -108,6 +109,8 @@ async def create(svc: Services, ctx: AuthContext, fields: dict[str, Any]) -> dic
     try:
         async with svc.db.write() as conn:
             await conn.execute(insert(t.quota).values(row))
+            # quotas span organizations: their entries are the superadmins' (no organization)
+            await audit.write(conn, audit.by(ctx, None, "quota.create", "quota", row["id"], values))
     except IntegrityError:
         raise ConflictError(f"quota {row['name']} already exists") from None
     _changed(svc)
@@ -143,6 +146,8 @@ async def update_quota(
         try:
             async with svc.db.write() as conn:
                 await conn.execute(update(t.quota).where(t.quota.c.id == quota_id).values(changes))
+                about = {"changes": {k: v for k, v in changes.items() if k not in ("updatedBy", "updatedAt")}}
+                await audit.write(conn, audit.by(ctx, None, "quota.update", "quota", quota_id, about))
         except IntegrityError:
             raise ConflictError(f"quota {changes.get('name')} already exists") from None
         row |= changes
@@ -155,6 +160,7 @@ async def remove(svc: Services, ctx: AuthContext, quota_id: str) -> None:
     row = await get(svc, quota_id)
     async with svc.db.write() as conn:
         await conn.execute(delete(t.quota).where(t.quota.c.id == quota_id))
+        await audit.write(conn, audit.by(ctx, None, "quota.delete", "quota", quota_id, {"name": row["name"]}))
     _changed(svc)
     svc.publish(ctx.user_id, ctx.request_id, "quota", quota_id, "Delete", None, row)
 

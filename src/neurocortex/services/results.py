@@ -3,17 +3,50 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 
+from neurocortex import metrics
 from neurocortex.ids import new_id, now_ms
 from neurocortex.services import attachments
 from neurocortex.services.base import Services
 from neurocortex.store import tables as t
 
 log = logging.getLogger(__name__)
+
+# Built once: a statement built per call costs more than SQLite takes to run it (SQLAlchemy's cache key).
+_END = (
+    update(t.job)
+    .where(
+        t.job.c.id == bindparam("job_id"),
+        t.job.c.status == "InProgress",
+        t.job.c.lease_owner == bindparam("owner"),
+    )  # fmt: skip
+    .values(
+        status=bindparam("new_status"),
+        endDate=bindparam("now"),
+        updatedBy=bindparam("by"),
+        updatedAt=bindparam("now"),
+        lease_until=None,
+    )
+)
+_FAIL = _END.values(errorMessage=bindparam("error_message"), input=bindparam("input_text"))
+_INSERT_REPORT = insert(t.report)
+_INSERT_ARTIFACT = insert(t.artifact)
+_REPORT_COLUMNS = {column.name: None for column in t.report.c}
+_ARTIFACT_COLUMNS = {column.name: None for column in t.artifact.c}
+
+
+@dataclass(frozen=True)
+class EndedJob:
+    """A job as this process committed its end: what `waitreport` would read back (not to be modified)."""
+
+    job: dict[str, Any]
+    report: dict[str, Any] | None
+    artifacts: list[dict[str, Any]]
 
 
 async def store_file_artifact(svc: Services, artifact: dict[str, Any]) -> dict[str, Any] | None:
@@ -55,64 +88,70 @@ async def succeed(
             **system,
         }
         rows.append(row)
+    report = _REPORT_COLUMNS | {
+        "id": report_id,
+        "job": job["id"],
+        "full": orjson.dumps(full).decode(),
+        "summary": orjson.dumps(summary).decode(),
+        "operations": orjson.dumps(operations).decode(),
+        **system,
+    }
     async with svc.db.write() as conn:
         claimed = await conn.execute(
-            update(t.job)
-            .where(
-                t.job.c.id == job["id"],
-                t.job.c.status == "InProgress",
-                t.job.c.lease_owner == job["lease_owner"],
-            )
-            .values(
-                status="Success", endDate=now, updatedBy=job["createdBy"], updatedAt=now, lease_until=None
-            )
+            _END,
+            {
+                "job_id": job["id"],
+                "owner": job["lease_owner"],
+                "new_status": "Success",
+                "now": now,
+                "by": job["createdBy"],
+            },
         )
         if claimed.rowcount != 1:
             return False
-        await conn.execute(
-            insert(t.report).values(
-                id=report_id,
-                job=job["id"],
-                full=orjson.dumps(full).decode(),
-                summary=orjson.dumps(summary).decode(),
-                operations=orjson.dumps(operations).decode(),
-                **system,
-            )
-        )
+        await conn.execute(_INSERT_REPORT, report)
         if rows:
-            await conn.execute(insert(t.artifact), rows)
-    _announce(svc, job, "Success")
+            await conn.execute(_INSERT_ARTIFACT, rows)
+    ended = job | {"status": "Success", "endDate": now, "updatedBy": job["createdBy"], "updatedAt": now,
+                   "lease_until": None}  # fmt: skip
+    artifacts_ = sorted((_ARTIFACT_COLUMNS | row for row in rows), key=lambda row: row["id"])
+    metrics.job_ended(job, "Success", now)
+    _announce(svc, job, "Success", final=EndedJob(ended, report, artifacts_))
     return True
 
 
 async def fail(svc: Services, job: dict[str, Any], message: str, input_text: str | None = None) -> bool:
     now = now_ms()
+    values = {"status": "Failure", "endDate": now, "errorMessage": message, "input": input_text,
+              "updatedBy": job["createdBy"], "updatedAt": now, "lease_until": None}  # fmt: skip
     async with svc.db.write() as conn:
         claimed = await conn.execute(
-            update(t.job)
-            .where(
-                t.job.c.id == job["id"],
-                t.job.c.status == "InProgress",
-                t.job.c.lease_owner == job["lease_owner"],
-            )
-            .values(
-                status="Failure",
-                endDate=now,
-                errorMessage=message,
-                input=input_text,
-                updatedBy=job["createdBy"],
-                updatedAt=now,
-                lease_until=None,
-            )
+            _FAIL,
+            {
+                "job_id": job["id"],
+                "owner": job["lease_owner"],
+                "new_status": "Failure",
+                "now": now,
+                "by": job["createdBy"],
+                "error_message": message,
+                "input_text": input_text,
+            },
         )
     if claimed.rowcount != 1:
         return False
-    _announce(svc, job, "Failure", {"errorMessage": message})
+    metrics.job_ended(job, "Failure", now)
+    _announce(svc, job, "Failure", {"errorMessage": message}, EndedJob(job | values, None, []))
     return True
 
 
-def _announce(svc: Services, job: dict[str, Any], status: str, extra: dict[str, Any] | None = None) -> None:
-    svc.events.job_ended(job["id"])
+def _announce(
+    svc: Services,
+    job: dict[str, Any],
+    status: str,
+    extra: dict[str, Any] | None = None,
+    final: EndedJob | None = None,
+) -> None:
+    svc.events.job_ended(job["id"], final)
     publish_status(svc, job, {"status": status, **(extra or {})})
 
 

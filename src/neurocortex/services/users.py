@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from neurocortex.auth.context import ROLES, AuthContext
 from neurocortex.auth.passwords import hash_password, needs_rehash, verify_password
+from neurocortex.auth.policy import check_password
 from neurocortex.errors import (
     AuthorizationError,
     BadRequestError,
@@ -24,7 +25,7 @@ from neurocortex.errors import (
     unknown_attribute,
 )
 from neurocortex.ids import now_ms
-from neurocortex.services import organizations
+from neurocortex.services import audit, organizations
 from neurocortex.services.base import Services, as_dict
 from neurocortex.services.cache import MISSING
 from neurocortex.store import tables as t
@@ -85,7 +86,12 @@ async def active_user(svc: Services, user_id: str, cached: bool = True) -> dict[
 
 async def user_for_key(svc: Services, api_key: str) -> dict[str, Any] | None:
     key_hash = svc.box.lookup_hash(api_key)
-    return await _active(svc, t.user.c.key_hash == key_hash, ("key", key_hash))
+    user = await _active(svc, t.user.c.key_hash == key_hash, ("key", key_hash))
+    if user is None and svc.box.has_previous:
+        # a key stored with the previous secret, while a rotation is not finished everywhere
+        hashes = svc.box.previous_lookup_hashes(api_key)
+        user = await _active(svc, t.user.c.key_hash.in_(hashes), None)
+    return user
 
 
 async def _active(svc: Services, condition: Any, cache_key: tuple[str, str] | None) -> dict[str, Any] | None:
@@ -115,6 +121,27 @@ async def user_for_password(svc: Services, login: str, password: str) -> dict[st
                 update(t.user).where(t.user.c.id == login).values(password=hash_password(password))
             )
     return user
+
+
+async def record_login(
+    svc: Services, login: str, user: dict[str, Any] | None, address: str | None, method: str = "local"
+) -> None:
+    """A login into the audit log, accepted (`user`) or refused; a refused one for an existing account
+    belongs to its organization, one for an unknown name to the superadmins only."""
+    known = user or await get(svc, login)
+    await audit.record(
+        svc,
+        audit.entry(
+            login,
+            known["organization"] if known else None,
+            "login",
+            "user",
+            login if known else None,
+            {"method": method},
+            "success" if user else "failure",
+            address,
+        ),  # fmt: skip
+    )
 
 
 async def get_visible(svc: Services, ctx: AuthContext, user_id: str) -> dict[str, Any]:
@@ -148,6 +175,8 @@ async def create(svc: Services, ctx: AuthContext, fields: dict[str, Any]) -> dic
     if not isinstance(target_org, str):
         errors.append(invalid_format("organization", target_org, "string"))
     raise_attribute_errors("user", errors)
+    if password:
+        check_password(svc.settings, password)
 
     org = await organizations.get(svc, target_org)
     allowed = ctx.is_superadmin or (target_org == ctx.organization and "superadmin" not in roles)
@@ -166,13 +195,82 @@ async def create(svc: Services, ctx: AuthContext, fields: dict[str, Any]) -> dic
         "createdBy": ctx.user_id,
         "createdAt": now_ms(),
     }
+    about = {"name": name, "roles": roles, "status": status, "hasPassword": bool(password)}
     try:
         async with svc.db.write() as conn:
             await conn.execute(insert(t.user).values(row))
+            await audit.write(conn, audit.by(ctx, target_org, "user.create", "user", login, about))
     except IntegrityError:
         raise ConflictError(f"user {login} already exists") from None
     svc.publish(ctx.user_id, ctx.request_id, "user", login, "Creation", target_org, public(row))
     return row
+
+
+async def provision(
+    svc: Services, login: str, name: str, organization: str, roles: list[str], created_by: str
+) -> dict[str, Any] | None:
+    """Create a user vouched for by a directory or an identity provider (auto-creation), without a local
+    password; None if the organization cannot take them. A concurrent creation of the same login wins."""
+    org = await organizations.get(svc, organization)
+    valid_roles = [r for r in dict.fromkeys(r.lower() for r in roles) if r in ROLES]
+    if org is None or org["status"] != "Active":
+        return None
+    try:
+        _check_cortex_roles(organization, valid_roles)
+    except BadRequestError:
+        return None
+    row = {
+        "id": login,
+        "name": name,
+        "roles": valid_roles,
+        "status": "Ok",
+        "organization": organization,
+        "avatar": None,
+        "preferences": "{}",
+        "password": None,
+        "createdBy": created_by,
+        "createdAt": now_ms(),
+    }
+    try:
+        async with svc.db.write() as conn:
+            await conn.execute(insert(t.user).values(row))
+    except IntegrityError:
+        return await get(svc, login)
+    svc.publish(created_by, "", "user", login, "Creation", organization, public(row))
+    return row
+
+
+async def apply_identity(
+    svc: Services, login: str, name: str, organization: str | None, roles: list[str], updated_by: str
+) -> None:
+    """Bring a user in line with what an identity provider says (auto-update); what the rules refuse (an
+    organization that is not Active, superadmin outside `cortex`) is left as it was."""
+    changes: dict[str, Any] = {"name": name}
+    valid_roles = [r for r in dict.fromkeys(r.lower() for r in roles) if r in ROLES]
+    target = await get(svc, login)
+    if target is None:
+        return
+    org_id = organization or target["organization"]
+    org = await organizations.get(svc, org_id)
+    if org is not None and org["status"] == "Active":
+        try:
+            _check_cortex_roles(org_id, valid_roles or target["roles"])
+        except BadRequestError:
+            pass
+        else:
+            changes["organization"] = org_id
+            if valid_roles:
+                changes["roles"] = valid_roles
+    if all(target.get(k) == v for k, v in changes.items()):
+        return
+    async with svc.db.write() as conn:
+        await conn.execute(
+            update(t.user)
+            .where(t.user.c.id == login)
+            .values(changes | {"updatedBy": updated_by, "updatedAt": now_ms()})
+        )
+    svc.users_cache.clear()
+    svc.publish(updated_by, "", "user", login, "Update", org_id, public(target | changes), changes)
 
 
 def _check_cortex_roles(org: str, roles: list[str] | None) -> None:
@@ -249,15 +347,21 @@ async def update_user(
             raise BadRequestError(f"Organization {org_id} is not active")
         if "roles" in changes or "organization" in changes:
             _check_cortex_roles(org_id, changes.get("roles", target["roles"]))
-    return await _apply(svc, ctx, user_id, changes)
+    return await _apply(svc, ctx, user_id, changes, "user.update")
 
 
-async def _apply(svc: Services, ctx: AuthContext, user_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+async def _apply(
+    svc: Services, ctx: AuthContext, user_id: str, changes: dict[str, Any], action: str
+) -> dict[str, Any]:
+    """The change, and its audit entry (`action`; for user.update, what changed, secrets left out)."""
     async with svc.db.write() as conn:
         if changes:
+            details = {"changes": changes} if action == "user.update" else {}
             changes = changes | {"updatedBy": ctx.user_id, "updatedAt": now_ms()}
             await conn.execute(update(t.user).where(t.user.c.id == user_id).values(changes))
         user = as_dict((await conn.execute(select(t.user).where(t.user.c.id == user_id))).first())
+        if changes and user is not None:
+            await audit.write(conn, audit.by(ctx, user["organization"], action, "user", user_id, details))
     svc.users_cache.clear()
     if user is None:
         raise NotFoundError(f"user {user_id} not found")
@@ -273,7 +377,7 @@ async def lock(svc: Services, ctx: AuthContext, user_id: str) -> None:
     await _admin_target(svc, ctx, user_id)
     if user_id == ctx.user_id:
         raise BadRequestError("You cannot disable your own account")
-    await _apply(svc, ctx, user_id, {"status": "Locked"})
+    await _apply(svc, ctx, user_id, {"status": "Locked"}, "user.lock")
 
 
 async def _admin_target(svc: Services, ctx: AuthContext, user_id: str) -> dict[str, Any]:
@@ -286,7 +390,7 @@ async def _admin_target(svc: Services, ctx: AuthContext, user_id: str) -> dict[s
     return user
 
 
-async def _self_or_admin(svc: Services, ctx: AuthContext, user_id: str) -> dict[str, Any]:
+async def self_or_admin(svc: Services, ctx: AuthContext, user_id: str) -> dict[str, Any]:
     user = await get(svc, user_id)
     if user is None or not (ctx.is_superadmin or user["organization"] == ctx.organization):
         raise NotFoundError(f"user {user_id} not found")
@@ -299,7 +403,8 @@ async def set_password(svc: Services, ctx: AuthContext, user_id: str, password: 
     if not isinstance(password, str) or not password:
         raise_attribute_errors("user", [missing_attribute("password")])
     await _admin_target(svc, ctx, user_id)
-    await _apply(svc, ctx, user_id, {"password": hash_password(password)})
+    check_password(svc.settings, password)
+    await _apply(svc, ctx, user_id, {"password": hash_password(password)}, "password.set")
 
 
 async def change_password(svc: Services, ctx: AuthContext, user_id: str, current: Any, password: Any) -> None:
@@ -314,37 +419,44 @@ async def change_password(svc: Services, ctx: AuthContext, user_id: str, current
     user = await get(svc, user_id)
     if user is None or not verify_password(user["password"], current):
         raise AuthorizationError("Authentication failure")
-    await _apply(svc, ctx, user_id, {"password": hash_password(password)})
+    check_password(svc.settings, password)
+    await _apply(svc, ctx, user_id, {"password": hash_password(password)}, "password.change")
 
 
 async def get_key(svc: Services, ctx: AuthContext, user_id: str) -> str:
-    user = await _self_or_admin(svc, ctx, user_id)
+    user = await self_or_admin(svc, ctx, user_id)
     if not user["key_encrypted"]:
         raise BadRequestError(f"User {user_id} hasn't key")
+    if user_id != ctx.user_id:  # an administrator reading someone else's key may act as them
+        await audit.record(svc, audit.by(ctx, user["organization"], "key.read", "user", user_id))
     return svc.box.decrypt(user["key_encrypted"])
 
 
 async def renew_key(svc: Services, ctx: AuthContext, user_id: str) -> str:
-    await _self_or_admin(svc, ctx, user_id)
-    return await _store_key(svc, ctx, user_id, new_api_key())
+    await self_or_admin(svc, ctx, user_id)
+    return await _store_key(svc, ctx, user_id, new_api_key(), "key.renew")
 
 
 async def set_key(svc: Services, ctx: AuthContext, user_id: str, key: Any) -> str:
     await _admin_target(svc, ctx, user_id)
     if not isinstance(key, str) or len(key) < MIN_KEY_LENGTH:
         raise BadRequestError("A safe key must be at least 32 chars")
-    return await _store_key(svc, ctx, user_id, key)
+    return await _store_key(svc, ctx, user_id, key, "key.set")
 
 
 async def remove_key(svc: Services, ctx: AuthContext, user_id: str) -> None:
     await _admin_target(svc, ctx, user_id)
-    await _apply(svc, ctx, user_id, {"key_hash": None, "key_encrypted": None})
+    await _apply(svc, ctx, user_id, {"key_hash": None, "key_encrypted": None}, "key.remove")
 
 
-async def _store_key(svc: Services, ctx: AuthContext, user_id: str, key: str) -> str:
+async def _store_key(svc: Services, ctx: AuthContext, user_id: str, key: str, action: str) -> str:
     try:
         await _apply(
-            svc, ctx, user_id, {"key_hash": svc.box.lookup_hash(key), "key_encrypted": svc.box.encrypt(key)}
+            svc,
+            ctx,
+            user_id,
+            {"key_hash": svc.box.lookup_hash(key), "key_encrypted": svc.box.encrypt(key)},
+            action,
         )
     except IntegrityError:
         raise ConflictError("This key is already in use") from None

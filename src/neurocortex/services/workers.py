@@ -28,6 +28,7 @@ from neurocortex.errors import (
 )
 from neurocortex.execution.jobdir import build_config
 from neurocortex.ids import new_id, now_ms
+from neurocortex.services import audit
 from neurocortex.services.base import Services, as_dict
 from neurocortex.services.cache import MISSING as NOT_CACHED
 from neurocortex.services.catalog import (
@@ -37,6 +38,7 @@ from neurocortex.services.catalog import (
     name_key_of,
     version_key,
 )
+from neurocortex.services.config_secrets import MASK, keep_masked, mask, write_only_names
 from neurocortex.services.scheduling import POLICIES, RATE_UNITS
 from neurocortex.store import tables as t
 from neurocortex.store.search import search as store_search
@@ -63,7 +65,7 @@ WRITABLE = (
     # beyond Cortex: a pinned worker keeps its definition version when the catalog brings a new one
     "pinned",
 )
-RUNNER_NAMES = ("process", "sandbox")
+RUNNER_NAMES = ("process", "sandbox", "docker")
 SANDBOX_KEYS = {"network": bool, "memoryMb": int, "cpuSeconds": int, "maxProcesses": int}
 READ_ONLY = (
     "version", "workerDefinitionId", "analyzerDefinitionId", "description", "author", "url", "license",
@@ -107,7 +109,7 @@ def worker_id(organization: str, name: str, worker_type: str) -> str:
 
 
 def _type_ok(item: ConfigurationItem, value: Any) -> bool:
-    if item.type in ("string", "text"):
+    if item.type in ("string", "text", "password"):
         return isinstance(value, str)
     if item.type == "number":
         return isinstance(value, int | float) and not isinstance(value, bool)
@@ -287,6 +289,16 @@ def decrypt_configuration(svc: Services, worker: dict[str, Any]) -> dict[str, An
     return orjson.loads(svc.box.decrypt(worker["configuration"]))
 
 
+def configuration_items(svc: Services, worker: dict[str, Any]) -> tuple[ConfigurationItem, ...]:
+    definition = svc.catalog.get(worker["type"], worker["workerDefinitionId"])
+    return accepted_items(svc, definition) if definition is not None else ()
+
+
+def masked_configuration(svc: Services, worker: dict[str, Any]) -> dict[str, Any]:
+    """The configuration as the API shows it: secrets write-only."""
+    return mask(decrypt_configuration(svc, worker), write_only_names(configuration_items(svc, worker)))
+
+
 async def enable(
     svc: Services, ctx: AuthContext, worker_type: str, definition_id: str, fields: dict[str, Any]
 ) -> dict[str, Any]:
@@ -299,9 +311,13 @@ async def enable(
         errors.append(missing_attribute("name") if name is None else invalid_format("name", name, "string"))
     limits = _check_limits(fields, errors)
     raise_attribute_errors("worker", errors)
-    configuration = validate_configuration(
-        accepted_items(svc, definition), fields.get("configuration", {}), name
-    )
+    items = accepted_items(svc, definition)
+    given = fields.get("configuration", {})
+    if isinstance(given, dict) and MASK in str(given):
+        # the UI pre-fills a new worker from the base configuration, whose secrets it saw masked
+        base = await stored_base_config(svc, ctx, worker_type, definition.base_config or definition.name)
+        given = keep_masked(given, base, write_only_names(items))
+    configuration = validate_configuration(items, given, name)
     command_path = definition.command_path
     row = {
         "id": worker_id(ctx.organization, name, worker_type),
@@ -319,12 +335,19 @@ async def enable(
         "dataTypeList": list(definition.data_types),
         "baseConfig": definition.base_config or definition.name,
         "configuration": svc.box.encrypt(orjson.dumps(configuration).decode()),
+        "configuredAt": now_ms(),
         "createdBy": ctx.user_id,
         "createdAt": now_ms(),
     } | limits
+    given = fields.get("configuration")
+    about = {"name": name, "type": worker_type, "workerDefinitionId": definition.id,
+             "configurationItems": sorted(given) if isinstance(given, dict) else [], "limits": limits}  # fmt: skip
     try:
         async with svc.db.write() as conn:
             await conn.execute(insert(t.worker).values(row))
+            await audit.write(
+                conn, audit.by(ctx, ctx.organization, "worker.enable", "worker", row["id"], about)
+            )
     except IntegrityError:
         raise ConflictError(
             f"{worker_type} {name} already exists in organization {ctx.organization}"
@@ -393,7 +416,11 @@ async def update_worker(
     raise_attribute_errors("worker", errors)
     if "configuration" in fields:
         definition = svc.catalog.get(worker_type, worker["workerDefinitionId"])
-        configuration = fields["configuration"]
+        configuration = keep_masked(
+            fields["configuration"],
+            decrypt_configuration(svc, worker),
+            write_only_names(configuration_items(svc, worker)),
+        )
         if definition is not None:
             configuration = validate_configuration(
                 accepted_items(svc, definition), configuration, worker["name"]
@@ -401,10 +428,22 @@ async def update_worker(
         elif not isinstance(configuration, dict):
             raise_attribute_errors("worker", [invalid_format("configuration", configuration, "object")])
         changes["configuration"] = svc.box.encrypt(orjson.dumps(configuration).decode())
+        # reports made with the former configuration are not served from the cache any more
+        changes["configuredAt"] = now_ms()
     if changes:
+        about = {"changes": {k: v for k, v in changes.items() if k not in ("configuration", "configuredAt")}}
+        if "configuration" in fields:
+            # the names of the items whose value changed; values may be secrets
+            before = decrypt_configuration(svc, worker)
+            about["configurationItems"] = sorted(
+                k for k in before.keys() | configuration.keys() if before.get(k) != configuration.get(k)
+            )
         changes |= {"updatedBy": ctx.user_id, "updatedAt": now_ms()}
         async with svc.db.write() as conn:
             await conn.execute(update(t.worker).where(t.worker.c.id == worker_id_).values(changes))
+            await audit.write(
+                conn, audit.by(ctx, ctx.organization, "worker.update", "worker", worker_id_, about)
+            )
         svc.workers_cache.clear()
         if svc.job_created is not None:
             svc.job_created(None)  # a raised cap or another policy may let Waiting jobs start
@@ -425,6 +464,14 @@ async def remove(svc: Services, ctx: AuthContext, worker_type: str, worker_id_: 
     worker = await get(svc, ctx, worker_id_, worker_type)
     async with svc.db.write() as conn:
         await conn.execute(delete(t.worker).where(t.worker.c.id == worker_id_))
+        about = {
+            "name": worker["name"],
+            "type": worker["type"],
+            "workerDefinitionId": worker["workerDefinitionId"],
+        }
+        await audit.write(
+            conn, audit.by(ctx, ctx.organization, "worker.disable", "worker", worker_id_, about)
+        )
     svc.workers_cache.clear()
     svc.publish(ctx.user_id, ctx.request_id, "worker", worker_id_, "Delete", ctx.organization, public(worker))
 
@@ -577,6 +624,9 @@ async def save_base_config(
     if not isinstance(config, dict):
         raise BadRequestError("attribute config has invalid format")
     items = {item.name: item for item in configs[name][1]}
+    config = keep_masked(
+        config, await stored_base_config(svc, ctx, worker_type, name), write_only_names(items.values())
+    )
     cleaned = {}
     for key, value in config.items():
         item = items.get(key)
@@ -591,7 +641,14 @@ async def save_base_config(
             raise_attribute_errors("workerConfig", [invalid_format(f"config.{key}", value, item.type)])
         cleaned[key] = value
     encrypted = svc.box.encrypt(orjson.dumps(cleaned).decode())
+    about = {"type": worker_type, "name": name, "configurationItems": sorted(cleaned)}
     async with svc.db.write() as conn:
+        await audit.write(
+            conn,
+            audit.by(
+                ctx, ctx.organization, "workerConfig.update", "workerConfig", f"{worker_type}/{name}", about
+            ),
+        )
         changed = await conn.execute(
             update(t.worker_config)
             .where(

@@ -258,6 +258,26 @@ ARTIFACT = SearchModel(
     default_sort=_NEWEST_FIRST,
 )
 
+AUDIT = SearchModel(
+    name="audit",
+    table=tables.audit,
+    fields={
+        **_ids(),
+        "createdAt": _f("createdAt", "date"),
+        "date": _f("createdAt", "date"),
+        "createdBy": _f("createdBy"),
+        "user": _f("createdBy"),
+        "organization": _f("organization"),
+        "action": _f("action"),
+        "objectType": _f("objectType"),
+        "objectId": _f("objectId"),
+        "outcome": _f("outcome"),
+        "address": _f("address"),
+    },
+    parent=None,
+    default_sort=_NEWEST_FIRST,
+)
+
 MODELS: dict[str, SearchModel] = {m.name: m for m in (ORGANIZATION, USER, WORKER, JOB, REPORT, ARTIFACT)}
 
 

@@ -50,6 +50,8 @@ organization = Table(
     Column("id", String(255), primary_key=True),
     Column("description", Text, nullable=False),
     Column("status", String(16), nullable=False),
+    # how long this organization keeps its jobs, reports and attachments (see services/retention.py)
+    Column("retention", JSON),
     *_system_columns(),
 )
 
@@ -68,6 +70,22 @@ user = Table(
     # HMAC of the API key for lookup, and the key itself encrypted so that GET /key can return it
     Column("key_hash", String(64), unique=True),
     Column("key_encrypted", Text),
+    *_system_columns(),
+)
+
+api_key = Table(
+    # beyond Cortex: a user's named API keys, each expiring and revocable on its own. Only a SHA-256 digest
+    # is kept (the key is shown once, at creation): a random 256-bit key needs no salt nor slow hash, and an
+    # unkeyed digest survives a rotation of the server's secret.
+    "apiKey",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user", String(255), ForeignKey("user.id"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),  # the key's first characters, to recognise it in a list
+    Column("expiresAt", BigInteger),
+    Column("revokedAt", BigInteger),
     *_system_columns(),
 )
 
@@ -104,6 +122,8 @@ worker = Table(
     # beyond Cortex: true keeps the worker on its definition version across catalog refreshes; null (the
     # default) lets it follow the newest version (services/workers.follow_catalog)
     Column("pinned", Boolean),
+    # when the worker's configuration last changed: reports from before are not served from the cache
+    Column("configuredAt", BigInteger),
     *_system_columns(),
 )
 
@@ -248,4 +268,22 @@ node = Table(
     Column("running", Integer, nullable=False),
     Column("startedAt", BigInteger, nullable=False),
     Column("seenAt", BigInteger, nullable=False, index=True),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    # who did what and when (services/audit.py); never a secret, only what was changed and by whom
+    Column("id", String(32), primary_key=True),
+    Column("createdAt", BigInteger, nullable=False),
+    Column("createdBy", String(255), nullable=False),  # the actor (a login, or what was typed at login)
+    Column("organization", String(255)),  # the organization concerned; null: superadmins only
+    Column("action", String(64), nullable=False),
+    Column("objectType", String(32), nullable=False),
+    Column("objectId", String(255)),
+    Column("outcome", String(16), nullable=False),  # success | failure
+    Column("address", String(64)),
+    Column("details", JSON, nullable=False),
+    Index("ix_audit_org_created", "organization", "createdAt"),
+    Index("ix_audit_created", "createdAt"),
 )

@@ -5,10 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse, Response
 
-from neurocortex.api.auth import cross_site, init_allowed, is_local
+from neurocortex.api.auth import client_address, cross_site, init_allowed, is_local
 from neurocortex.auth.context import init_context
 from neurocortex.auth.sessions import SESSION_COOKIE
-from neurocortex.errors import AuthorizationError, BadRequestError, CortexError
+from neurocortex.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    BadRequestError,
+    CortexError,
+    RateLimitExceeded,
+)
 from neurocortex.services import users
 from neurocortex.ui.session import Viewer, current_viewer, signed_in
 from neurocortex.ui.templating import page
@@ -27,8 +33,8 @@ def _local_target(target: str | None) -> str:
     return "/ui/"
 
 
-def _start_session(request: Request, user_id: str) -> None:
-    request.state.refresh_session = (user_id, "local")  # the middleware writes the cookies
+def _start_session(request: Request, user_id: str, provider: str = "local") -> None:
+    request.state.refresh_session = (user_id, provider)  # the middleware writes the cookies
 
 
 @router.get("/ui/")
@@ -98,11 +104,20 @@ async def login(request: Request) -> Response:
     form = await request.form()
     login_, password = str(form.get("login", "")).strip(), str(form.get("password", ""))
     target = _local_target(str(form.get("next", "")))
-    user = await users.user_for_password(request.app.state.services, login_, password) if login_ else None
-    if user is None:
+    # the API's password login: the same providers (local, LDAP, AD), throttling and audit
+    svc, address = request.app.state.services, client_address(request)
+    try:
+        if not login_:
+            raise AuthenticationError()
+        user, provider = await request.app.state.password_login.login(svc, login_, password, address)
+    except AuthenticationError:
+        await users.record_login(svc, login_, None, address)
         return page(request, "login.html", next=target, login=login_, status=401,
                     problem="Wrong login or password, or this account is locked.")  # fmt: skip
-    _start_session(request, user["id"])
+    except RateLimitExceeded as exc:
+        return page(request, "login.html", next=target, login=login_, status=429, problem=exc.message)
+    await users.record_login(svc, login_, user, address)
+    _start_session(request, user["id"], provider)
     return _redirect(target)
 
 

@@ -104,8 +104,8 @@ async def wait_report(
     job_id: str, request: Request, ctx: AuthContext = Depends(requires("read"))
 ) -> Response:
     timeout = parse_duration(request.query_params.get("atMost", "1minute"))
-    job = await jobs.wait_for_end(services(request), ctx, job_id, timeout)
-    return await _with_report(request, job)
+    ended = await jobs.wait_for_report(services(request), ctx, job_id, timeout)
+    return json_response(render.job_with_report(ended.job, ended.report, ended.artifacts))
 
 
 @router.get("/api/job/{job_id}/artifacts")

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from neurocortex import CORTEX_API_VERSION, __version__
-from neurocortex.api.auth import requires, services
+from neurocortex.api.auth import client_address, requires, services
 from neurocortex.api.render import json_response, list_response, no_content
 from neurocortex.api.routes.common import fields_of
 from neurocortex.auth.context import AuthContext
@@ -31,14 +31,16 @@ async def home() -> Response:
 @router.get("/api/status")
 async def status(request: Request) -> Response:
     svc = services(request)
+    password_login = request.app.state.password_login
     return json_response(
         {
             "versions": {"Cortex": CORTEX_API_VERSION, "neurocortex": __version__},
             "config": {
                 "protectDownloadsWith": svc.settings.attachment_password,
-                "authType": ["key", "local"],
-                "capabilities": ["authByKey", "changePassword", "setPassword"],
-                "ssoAutoLogin": False,
+                # as Cortex: `key` first, then the providers in their order; capabilities are their union
+                "authType": ["key", *password_login.names] + (["oauth2"] if request.app.state.sso else []),
+                "capabilities": ["authByKey", *password_login.capabilities],
+                "ssoAutoLogin": bool(request.app.state.sso) and svc.settings.sso_autologin,
             },
         }
     )
@@ -67,10 +69,15 @@ async def login(request: Request) -> Response:
     login_, password = fields.get_string("user"), fields.get_string("password")
     if not login_ or password is None:
         raise AuthenticationError()
-    user = await users.user_for_password(services(request), login_, password)
-    if user is None:
-        raise AuthenticationError()
-    request.state.refresh_session = (user["id"], "local")
+    svc = services(request)
+    address = client_address(request)
+    try:
+        user, provider = await request.app.state.password_login.login(svc, login_, password, address)
+    except AuthenticationError:
+        await users.record_login(svc, login_, None, address)
+        raise
+    await users.record_login(svc, login_, user, address)
+    request.state.refresh_session = (user["id"], provider)
     return json_response({"id": user["id"], "name": user["name"], "roles": user["roles"]})
 
 

@@ -15,14 +15,13 @@ from neurocortex.auth.context import AuthContext
 from neurocortex.errors import NotFoundError, missing_attribute, raise_attribute_errors
 from neurocortex.services import catalog_refresh, scheduling, workers
 from neurocortex.services.base import Services
+from neurocortex.services.config_secrets import mask, write_only_names
 
 ADMINS = ("orgadmin", "superadmin")
 
 
 def _render(svc: Services, ctx: AuthContext, row: dict, with_configuration: bool = True) -> dict:
-    configuration = (
-        workers.decrypt_configuration(svc, row) if with_configuration and ctx.is_orgadmin else None
-    )
+    configuration = workers.masked_configuration(svc, row) if with_configuration and ctx.is_orgadmin else None
     return render.worker(row, configuration)
 
 
@@ -67,7 +66,7 @@ def build(kind: str) -> APIRouter:
         out = []
         for name, (names, items) in workers.base_configs(svc, kind).items():
             stored = await workers.stored_base_config(svc, ctx, kind, name)
-            out.append(render.base_config(name, names, items, stored))
+            out.append(render.base_config(name, names, items, mask(stored, write_only_names(items))))
         return json_response(out)
 
     @router.get(f"/api/{kind}config/{{name}}")
@@ -79,7 +78,8 @@ def build(kind: str) -> APIRouter:
         if name not in configs:
             raise NotFoundError(f"config {name} not found")
         stored = await workers.stored_base_config(svc, ctx, kind, name)
-        return json_response(render.base_config(name, *configs[name], stored))
+        names, items = configs[name]
+        return json_response(render.base_config(name, names, items, mask(stored, write_only_names(items))))
 
     @router.patch(f"/api/{kind}config/{{name}}")
     async def save_base_config(
@@ -90,7 +90,8 @@ def build(kind: str) -> APIRouter:
         if "config" not in fields:
             raise_attribute_errors("workerConfig", [missing_attribute("config")])
         saved = await workers.save_base_config(svc, ctx, kind, name, fields["config"])
-        return json_response(render.base_config(name, *workers.base_configs(svc, kind)[name], saved))
+        names, items = workers.base_configs(svc, kind)[name]
+        return json_response(render.base_config(name, names, items, mask(saved, write_only_names(items))))
 
     @router.post(f"/api/organization/{kind}/{{definition_id}}")
     async def enable(
@@ -122,7 +123,7 @@ def build(kind: str) -> APIRouter:
     ) -> Response:
         svc = services(request)
         row = await workers.update_worker(svc, ctx, kind, worker_id, dict(await fields_of(request)))
-        return json_response(render.worker(row, workers.decrypt_configuration(svc, row)))
+        return json_response(render.worker(row, workers.masked_configuration(svc, row)))
 
     @router.delete(f"/api/{kind}/{{worker_id}}")
     async def remove(

@@ -19,6 +19,8 @@ class RunSpec:
     """The job directory (the last argument of a local worker): the one place an isolating runner lets the
     worker write. None: the sandbox runner takes the last argument when it names a directory holding input/
     and output/."""
+    image: str | None = None
+    """The container image (docker runner); argv is then the container's command."""
 
 
 @dataclass

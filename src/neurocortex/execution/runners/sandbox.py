@@ -165,7 +165,8 @@ class SandboxRunner:
             try:
                 # In line, not in a thread: a handful of files the engine just wrote, and no cancellation
                 # can fall between lending and giving back.
-                owner = _lend(job, self.uid, self.gid)
+                # The group stays: a job directory readable by a helper daemon's group stays so.
+                owner = _lend(job, self.uid, -1)
             except OSError as exc:
                 return _execution_error(f"cannot lend the job directory to the sandbox user: {exc}")
         try:

@@ -1,7 +1,7 @@
 """job text search index (trigrams), dashboard covering index, cache hits per day
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0007
 Create Date: 2026-11-23 18:50:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
