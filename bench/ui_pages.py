@@ -8,7 +8,9 @@ and the three analyzers. Each page of the UI is then requested `rounds` times wi
 and the server's own time (`Request-Time` header) is summarized. For comparison, each jobs-history page is
 put beside the API call that reads the same rows (`POST /api/job/_search`, same query, range and sort):
 the ratio page ÷ API is the cost of rendering HTML on top of the query (the page counts at most 10,000
-matches, the API all of them). The budget is 200 ms per page.
+matches, the API all of them); the text search goes through the trigram index (store/job_text.py). The
+dashboard's first render (its figures computed) is one request, then the figures are kept 30 s. The
+budget is 200 ms per page.
 Figures are written to bench/results/ui-pages-<timestamp>.json.
 """
 
@@ -167,9 +169,13 @@ def main() -> int:
             results["job page (Success, report)"] = {
                 "page": timed(browser, "GET", f"/ui/jobs/{sample}", args.rounds)
             }
+            # the dashboard keeps its figures 30 s: its first render computes them, the others reuse them
+            first = expect(browser.get("/ui/dashboard"))
+            results["dashboard, first render"] = {"page": dict.fromkeys(
+                ("median_ms", "p95_ms", "max_ms"), float(first.headers["Request-Time"]))}  # fmt: skip
             for name, path in (
                 ("new analysis", "/ui/analyze?data=10.0.0.1"),
-                ("dashboard (30 days)", "/ui/dashboard"),
+                ("dashboard (30 days), figures kept", "/ui/dashboard"),
                 ("analyzer catalog", "/ui/admin/analyzers"),
                 ("users", "/ui/admin/users"),
             ):

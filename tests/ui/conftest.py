@@ -38,9 +38,16 @@ def browser() -> Iterator[Browser]:
 
 
 def shoot(page: Page, name: str) -> None:
-    """A full-page screenshot under test-output/ui/<module>/ (kept out of git)."""
+    """A full-page screenshot under test-output/ui/<module>/ (kept out of git).
+
+    Chromium captures beyond the viewport by scrolling the page to its end without telling the compositor;
+    the next mouse press puts the old scroll position back, so a button pressed right after a screenshot
+    moves away between mousedown and mouseup and the click lands on its form (no submission). Scrolling back
+    to where the page was keeps what the test sees and what the browser hit-tests the same."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    x, y = page.evaluate("[window.scrollX, window.scrollY]")
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+    page.evaluate("([x, y]) => window.scrollTo(x, y)", [x, y])
 
 
 def set_password(superadmin: httpx.Client, login: str, password: str) -> None:

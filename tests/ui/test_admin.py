@@ -231,10 +231,15 @@ def test_superadmin_organizations_users_and_system(server: Server, browser: Brow
         runners = page.get_by_role("region", name="Runners")
         expect(runners.locator("tr", has_text="process")).to_contain_text("yes")
         expect(page.locator("#queue-waiting")).to_have_text(re.compile(r"^\d+$"))
+        expect(page.locator("#nodes-none")).to_be_visible()  # no `neurocortex worker`: this server runs jobs
+        expect(page.locator("#catalog-sources tbody tr").first).to_contain_text("local")
+        expect(page.locator("#catalog-proxy")).to_contain_text("none")
         analyzers = page.locator("#catalog-analyzers").inner_text()
         assert int(analyzers) > 5
         page.get_by_role("button", name="Refresh the catalog").click()
-        expect(page.get_by_role("status").first).to_have_text("The catalog was read again.")
+        expect(page.get_by_role("status").first).to_have_text(
+            "The catalog was read again: 0 added, 0 updated, 0 removed, 0 failed."
+        )
         expect(page.locator("#catalog-analyzers")).to_have_text(analyzers)
         shoot(page, "superadmin/system")
     finally:

@@ -8,10 +8,11 @@ import re
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.conftest import Server, Tenant, enable, new_tenant
+from tests.conftest import Server, Tenant, enable, new_tenant, run_and_wait
 from tests.ui.conftest import LAPTOP, PHONE, set_password, shoot, sign_in
 
 PASSWORD = "analyst pass"
@@ -230,6 +231,13 @@ def test_failed_job_rerun_and_delete(server: Server, page: Page) -> None:
 
 
 def test_dashboard_charts(server: Server, page: Page, tenant: Tenant) -> None:
+    # an analysis, then the same one twice more: both answered from the cache, without a job
+    echo = next(w for w in tenant.analyst.get("/api/analyzer").json() if w["name"] == "Echo_1_0")
+    body = {"data": "cached.example", "dataType": "domain", "tlp": 2}
+    first = run_and_wait(tenant.analyst, echo["id"], body)
+    for _ in range(2):
+        again = tenant.analyst.post(f"/api/analyzer/{echo['id']}/run", json=body)
+        assert again.status_code == 200 and again.json()["id"] == first["id"], again.text
     page.get_by_role("link", name="Dashboard").click()
     expect(page.get_by_role("heading", name=f"Dashboard of {tenant.org}")).to_be_visible()
     # the figures behind the charts, as the API counts them
@@ -247,8 +255,12 @@ def test_dashboard_charts(server: Server, page: Page, tenant: Tenant) -> None:
     expect(page.locator("#verdicts-table tr", has_text="malicious")).to_contain_text(
         str(by_status["Success"])
     )
+    expect(page.locator("#cache-hits")).to_have_text("2")
+    created = sum(j["status"] != "Deleted" for j in jobs)
+    expect(page.locator("#cache-jobs")).to_have_text(str(created))
+    expect(page.locator("#cache-ratio")).to_have_text(f"{200 / (2 + created):.0f} %")
     # every chart was drawn by Chart.js
-    for chart in ("timeline", "verdicts", "analyzers", "datatypes"):
+    for chart in ("timeline", "verdicts", "cache", "analyzers", "datatypes"):
         assert page.evaluate(f"!!Chart.getChart(document.getElementById('chart-{chart}'))"), chart
     expect(page.locator("#queue-empty")).to_be_visible()
     shoot(page, "analyst/dashboard")
@@ -268,3 +280,42 @@ def test_pages_fit_a_phone(server: Server, page: Page) -> None:
             shoot(page, f"analyst/{name}-phone")
     finally:
         page.set_viewport_size(LAPTOP)
+
+
+def test_run_a_responder_on_the_observable_of_a_job(
+    server: Server, page: Page, tenant: Tenant, tmp_path
+) -> None:
+    log = tmp_path / "responses.jsonl"
+    enable(tenant.admin, "responder", "LocalLog_1_0", configuration={"path": str(log), "tag": "seen"})
+    echo = next(w for w in tenant.analyst.get("/api/analyzer").json() if w["name"] == "Echo_1_0")
+    job = run_and_wait(
+        tenant.analyst, echo["id"], {"data": "respond.example", "dataType": "domain", "tlp": 1}
+    )
+    page.goto(f"{server.url}/ui/jobs/{job['id']}")
+    respond = page.get_by_role("form", name="Respond")
+    respond.get_by_label("Responder").select_option(label="LocalLog_1_0")
+    expect(respond.get_by_label("Observable")).to_have_value("job")
+    respond.get_by_label("Message").fill("blocked at the proxy")
+    shoot(page, "analyst/respond")
+    respond.get_by_role("button", name="Run the responder").click()
+    expect(page.get_by_role("heading", name=re.compile(r"^LocalLog_1_0 on "))).to_be_visible()
+    expect(page.locator(".status").first).to_have_text("Success", timeout=30_000)
+
+    # the responder was given the observable as TheHive gives one, and said to tag it
+    line = orjson.loads(log.read_text().splitlines()[-1])
+    assert line["dataType"] == "thehive:case_artifact" and line["message"] == "blocked at the proxy"
+    assert line["data"]["_type"] == "case_artifact" and line["data"]["id"] == job["id"]
+    assert (line["data"]["dataType"], line["data"]["data"], line["tlp"]) == ("domain", "respond.example", 1)
+    responder_job = tenant.analyst.get(f"/api/job/{page.url.rsplit('/', 1)[1]}/report").json()
+    assert responder_job["report"]["operations"] == [{"type": "AddTagToArtifact", "tag": "seen"}]
+    shoot(page, "analyst/responder-job")
+
+    # or on one of the job's artifacts
+    artifact = tenant.analyst.get(f"/api/job/{job['id']}/artifacts").json()[0]
+    page.goto(f"{server.url}/ui/jobs/{job['id']}")
+    respond.get_by_label("Observable").select_option(artifact["id"])
+    respond.get_by_role("button", name="Run the responder").click()
+    expect(page.locator(".status").first).to_have_text("Success", timeout=30_000)
+    line = orjson.loads(log.read_text().splitlines()[-1])
+    assert line["data"]["id"] == artifact["id"]
+    assert (line["data"]["dataType"], line["data"]["data"]) == (artifact["dataType"], artifact["data"])

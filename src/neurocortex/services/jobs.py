@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from neurocortex import metrics
 from neurocortex.auth.context import AuthContext
@@ -25,6 +27,7 @@ from neurocortex.ids import new_id, now_ms
 from neurocortex.services import attachments, audit, scheduling, workers
 from neurocortex.services.base import Services, as_dict
 from neurocortex.services.results import EndedJob
+from neurocortex.store import job_text
 from neurocortex.store import tables as t
 from neurocortex.store.fulltext import jobs_with_report_matching
 from neurocortex.store.query import run_stats
@@ -154,6 +157,7 @@ async def create(
         cached = await _cached(svc, tag, window, worker.get("configuredAt"))
         metrics.cache_lookup(worker["name"], cached is not None)
         if cached is not None:
+            await record_cache_hit(svc, worker["organization"])
             return cached, True
 
     now = now_ms()
@@ -285,8 +289,13 @@ async def search(
     range_: str | None,
     sort: list[str] | None,
     count_limit: int | None = None,
+    text: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
+    """The organization's jobs matching the DSL `query` and, when given, containing `text` in their data or
+    file name (through the trigram index: store/job_text.py)."""
     scope = and_(t.job.c.organization == ctx.organization, t.job.c.status != "Deleted")
+    if text:
+        scope = and_(scope, job_text.matches("sqlite" if svc.db.is_sqlite else "postgresql", text))
     async with svc.db.read() as conn:
         return await store_search(conn, JOB, query, range_, sort, scope, count_limit)
 
@@ -405,3 +414,79 @@ async def artifacts(
     scope = and_(t.artifact.c.job == job_id, t.artifact.c.job.in_(owned))
     async with svc.db.read() as conn:
         return await store_search(conn, ARTIFACT, query, range_, sort or ["+id"], scope)
+
+
+DAY_MS = 86_400_000
+
+
+async def daily_counts(svc: Services, ctx: AuthContext, since: int) -> list[tuple[int, str, str, str, int]]:
+    """(day since `since`, status, data type, analyzer, jobs) for the organization's jobs created since
+    `since` (Deleted ones left out): the dashboard's figures in one pass over ix_job_org_created_stats."""
+    day = ((t.job.c.createdAt - since) // DAY_MS).label("day")
+    columns = (day, t.job.c.status, t.job.c.dataType, t.job.c.workerName)
+    statement = (
+        select(*columns, func.count())
+        .where(
+            t.job.c.organization == ctx.organization, t.job.c.createdAt >= since, t.job.c.status != "Deleted"
+        )
+        .group_by(*columns)
+    )
+    async with svc.db.read() as conn:
+        return [tuple(row) for row in await conn.execute(statement)]
+
+
+async def record_cache_hit(svc: Services, organization: str) -> None:
+    """One more job answered from the cache today: a single upsert."""
+    dialect_insert = sqlite_insert if svc.db.is_sqlite else postgresql_insert
+    statement = dialect_insert(t.cache_hit).values(
+        organization=organization, day=now_ms() // DAY_MS * DAY_MS, hits=1
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["organization", "day"], set_={"hits": t.cache_hit.c.hits + 1}
+    )
+    async with svc.db.write() as conn:
+        await conn.execute(statement)
+
+
+async def cache_hits(svc: Services, ctx: AuthContext, since: int) -> int:
+    statement = select(func.coalesce(func.sum(t.cache_hit.c.hits), 0)).where(
+        t.cache_hit.c.organization == ctx.organization, t.cache_hit.c.day >= since
+    )
+    async with svc.db.read() as conn:
+        return int(await conn.scalar(statement))
+
+
+CASE_ARTIFACT = "thehive:case_artifact"
+
+
+def as_case_artifact(job: dict[str, Any], artifact: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A job's observable, or one of its report's artifacts, as the TheHive observable ("case_artifact")
+    that responders are given when TheHive runs them on an observable."""
+    source = artifact or job
+    value: dict[str, Any] = {
+        "_type": "case_artifact",
+        "_id": source["id"],
+        "id": source["id"],
+        "dataType": source["dataType"],
+        "tlp": job["tlp"],
+        "pap": job["pap"],
+        "message": (artifact or {}).get("message") or job["message"],
+        "tags": list((artifact or {}).get("tags") or []),
+        "ioc": False,
+        "sighted": False,
+        "startDate": source["createdAt"],
+        "createdBy": source["createdBy"],
+        "createdAt": source["createdAt"],
+    }
+    attachment = source.get("attachment")
+    if attachment:
+        value["attachment"] = {
+            "id": attachment["id"],
+            "name": attachment.get("name"),
+            "contentType": attachment.get("contentType"),
+            "size": attachment.get("size"),
+            "hashes": list(attachment.get("hashes") or []),
+        }
+    else:
+        value["data"] = source["data"]
+    return value

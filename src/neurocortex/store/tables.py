@@ -174,6 +174,17 @@ job = Table(
     # the dispatcher's reads: Waiting/InProgress jobs by worker, oldest first; starts in a rate window
     Index("ix_job_status_worker", "status", "workerId", "id"),
     Index("ix_job_worker_started", "workerId", "startDate"),
+    # the dashboard's counts per day, status, data type and analyzer read this index alone
+    Index("ix_job_org_created_stats", "organization", "createdAt", "status", "dataType", "workerName"),
+)
+
+# jobs answered from the cache (no job of their own), per organization and UTC day: the dashboard's ratio
+cache_hit = Table(
+    "cache_hit",
+    metadata,
+    Column("organization", String(255), primary_key=True),
+    Column("day", BigInteger, primary_key=True),
+    Column("hits", Integer, nullable=False),
 )
 
 report = Table(

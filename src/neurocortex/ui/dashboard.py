@@ -1,8 +1,8 @@
 """The organization's dashboard: jobs over time by status, verdicts, top analyzers and data types, queue.
 
-Every figure comes from the job `_stats` aggregations (store/query.py) the API serves, scoped to the
-viewer's organization and to the last 30 days. Those scans cost a few hundred milliseconds with 100,000
-jobs, so each organization's figures are kept for 30 seconds: the charts are that fresh."""
+The counts come from one GROUP BY over an index that holds every column it reads (jobs.daily_counts),
+scoped to the viewer's organization and to the last 30 days, the cache hits from their per-day counter.
+Each organization's figures are still kept for 30 seconds: the charts are that fresh."""
 
 from __future__ import annotations
 
@@ -21,13 +21,10 @@ router = APIRouter()
 DAYS = 30
 DAY_MS = 86_400_000
 VERDICT_SAMPLE = 1000
+TOP = 10
 STATUSES = ("Success", "Failure", "InProgress", "Waiting")
 FRESHNESS = 30.0
 figures = TTLCache(ttl=FRESHNESS, max_entries=1000)
-
-
-def _counts(buckets: dict[str, Any]) -> list[tuple[str, int]]:
-    return [(name, value.get("count", 0)) for name, value in buckets.items()]
 
 
 @router.get("/ui/dashboard")
@@ -40,34 +37,35 @@ async def dashboard(request: Request, viewer: Viewer = Depends(signed_in("read")
                 freshness=int(FRESHNESS))  # fmt: skip
 
 
+def _top(counts: dict[str, int]) -> list[tuple[str, int]]:
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP]
+
+
 async def _figures(request: Request, viewer: Viewer) -> dict[str, Any]:
     svc = request.app.state.services
     today = int(time.time() * 1000) // DAY_MS * DAY_MS
     since = today - (DAYS - 1) * DAY_MS
-    recent = {"_gte": {"createdAt": since}}
-    count = [{"_agg": "count"}]
-    by_status = {"_agg": "field", "_field": "status", "_select": count}
-    timeline = await jobs.stats(svc, viewer.ctx, recent, [
-        {"_agg": "time", "_fields": ["createdAt"], "_interval": "1d", "_select": [by_status]}])  # fmt: skip
-    days = [since + i * DAY_MS for i in range(DAYS)]
-    per_day = {int(start): buckets.get("createdAt", {}) for start, buckets in timeline.items()}
-    series = {
-        status: [per_day.get(day, {}).get(status, {}).get("count", 0) for day in days] for status in STATUSES
-    }
-    top: dict[str, list[tuple[str, int]]] = {}
-    for field in ("workerName", "dataType"):
-        buckets = await jobs.stats(svc, viewer.ctx, recent, [
-            {"_agg": "field", "_field": field, "_size": 10, "_select": count}])  # fmt: skip
-        top[field] = _counts(buckets)
+    series = {status: [0] * DAYS for status in STATUSES}
+    analyzers: dict[str, int] = {}
+    data_types: dict[str, int] = {}
+    for day, status, data_type, analyzer, count in await jobs.daily_counts(svc, viewer.ctx, since):
+        if status in series and 0 <= day < DAYS:
+            series[status][day] += count
+        analyzers[analyzer] = analyzers.get(analyzer, 0) + count
+        data_types[data_type] = data_types.get(data_type, 0) + count
+    created = sum(analyzers.values())
+    hits = await jobs.cache_hits(svc, viewer.ctx, since)
     queue = await scheduling.queue_status(svc, viewer.ctx.organization, "analyzer")
     return {
         "computedAt": int(time.time() * 1000),
         "totals": {status: sum(values) for status, values in series.items()},
-        "days": [time.strftime("%m-%d", time.gmtime(day / 1000)) for day in days],
+        "days": [time.strftime("%m-%d", time.gmtime((since + i * DAY_MS) / 1000)) for i in range(DAYS)],
         "series": series,
         "verdicts": await jobs.recent_verdicts(svc, viewer.ctx, VERDICT_SAMPLE),
-        "analyzers": top["workerName"],
-        "dataTypes": top["dataType"],
+        "analyzers": _top(analyzers),
+        "dataTypes": _top(data_types),
+        # submissions answered from the cache among all submissions (the cached ones made no job)
+        "cache": {"hits": hits, "jobs": created, "ratio": hits / (hits + created) if hits + created else 0.0},
         "queue": [
             (q["name"], q["waiting"], q["inProgress"])
             for q in queue.values()

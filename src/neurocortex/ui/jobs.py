@@ -37,10 +37,7 @@ def job_query(filters: dict[str, str]) -> dict[str, Any]:
         conditions.append({"dataType": filters["dataType"]})
     if filters.get("analyzer"):
         conditions.append({"workerId": filters["analyzer"]})
-    if filters.get("q"):
-        conditions.append({"_or": [{"_like": {"_field": field, "_value": filters["q"]}}
-                                   for field in ("data", "attachment.name")]})  # fmt: skip
-    return {"_and": conditions}
+    return {"_and": conditions}  # the text ("q") goes through the trigram index: jobs.search(text=...)
 
 
 def _parsed(text: str | None) -> Any:
@@ -63,7 +60,13 @@ async def history(request: Request, viewer: Viewer = Depends(signed_in("read")))
         number = 1
     start = (number - 1) * PAGE_SIZE
     rows, total = await jobs.search(
-        svc, viewer.ctx, job_query(filters), f"{start}-{start + PAGE_SIZE}", ["-createdAt"], COUNT_LIMIT
+        svc,
+        viewer.ctx,
+        job_query(filters),
+        f"{start}-{start + PAGE_SIZE}",
+        ["-createdAt"],
+        COUNT_LIMIT,
+        text=filters["q"],
     )
     analyzers, _ = await workers.search(svc, viewer.ctx, "analyzer", {}, "all", ["+name"])
     pages = max(1, math.ceil(total / PAGE_SIZE))
@@ -87,7 +90,11 @@ async def job_page(job_id: str, request: Request, viewer: Viewer = Depends(signe
     report, artifacts = await jobs.report_of(svc, job)
     summary = _parsed(report["summary"]) if report else None
     taxonomies = summary.get("taxonomies", []) if isinstance(summary, dict) else []
-    return page(request, "job.html", viewer, job=job, report=report,
+    responders = []
+    if job["type"] == "analyzer" and viewer.can("analyze"):
+        enabled, _ = await workers.search(svc, viewer.ctx, "responder", {}, "all", ["+name"])
+        responders = [r for r in enabled if jobs.CASE_ARTIFACT in (r.get("dataTypeList") or [])]
+    return page(request, "job.html", viewer, job=job, report=report, responders=responders,
                 full=_parsed(report["full"]) if report else None,
                 taxonomies=[t for t in taxonomies if isinstance(t, dict)], artifacts=artifacts,
                 parameters=_parsed(job["parameters"]) or {},
@@ -125,3 +132,23 @@ async def delete(
 ) -> Response:
     await jobs.delete(request.app.state.services, viewer.ctx, job_id)
     return RedirectResponse("/ui/jobs?deleted=1", status_code=303)
+
+
+@router.post("/ui/jobs/{job_id}/respond")
+async def respond(job_id: str, request: Request, viewer: Viewer = Depends(signed_in("analyze"))) -> Response:
+    """A responder run on the job's observable, or on one of its artifacts, given to it as TheHive gives an
+    observable (`thehive:case_artifact`); the page of the responder's job follows."""
+    svc = request.app.state.services
+    job = await jobs.get(svc, viewer.ctx, job_id)
+    form = await request.form()
+    target = str(form.get("target", "job"))
+    artifact = None
+    if target != "job":
+        _, artifacts = await jobs.report_of(svc, job)
+        artifact = next((a for a in artifacts if a["id"] == target), None)
+        if artifact is None:
+            raise NotFoundError(f"artifact {target} is not one of this job's")
+    fields = Fields(dataType=jobs.CASE_ARTIFACT, data=jobs.as_case_artifact(job, artifact), tlp=job["tlp"],
+                    pap=job["pap"], message=str(form.get("message", "")))  # fmt: skip
+    new, _ = await jobs.create(svc, viewer.ctx, str(form.get("responder", "")), fields, True)
+    return RedirectResponse(f"/ui/jobs/{new['id']}", status_code=303)

@@ -23,6 +23,11 @@
     data: { labels: Object.keys(data.verdicts), datasets: [{ data: Object.values(data.verdicts),
       backgroundColor: Object.keys(data.verdicts).map((level) => levelColours[level]) }] },
   });
+  draw("chart-cache", {
+    type: "doughnut",
+    data: { labels: ["from the cache", "new jobs"], datasets: [{ data: [data.cache.hits, data.cache.jobs],
+      backgroundColor: [colour("safe"), colour("accent")] }] },
+  });
   const horizontal = (rows, label) => ({
     type: "bar",
     data: { labels: rows.map((r) => r[0]), datasets: [{ label: label, data: rows.map((r) => r[1]), backgroundColor: colour("accent") }] },
