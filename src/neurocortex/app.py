@@ -16,12 +16,24 @@ from fastapi import FastAPI
 from neurocortex import __version__
 from neurocortex.api import errors
 from neurocortex.api.middleware import CortexMiddleware
-from neurocortex.api.routes import dblists, jobs, organizations, quotas, status, stream, users, workers
+from neurocortex.api.routes import (
+    dblists,
+    events,
+    jobs,
+    organizations,
+    quotas,
+    status,
+    stream,
+    users,
+    webhooks,
+    workers,
+)
 from neurocortex.crypto import SecretBox, load_or_create_secret
 from neurocortex.execution.dispatcher import EmbeddedDispatcher
 from neurocortex.execution.executor import Executor
 from neurocortex.execution.runners.process import ProcessRunner
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
+from neurocortex.execution.webhook_sender import WebhookSender
 from neurocortex.services import cluster
 from neurocortex.services import organizations as organization_service
 from neurocortex.services import users as user_service
@@ -124,10 +136,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         svc.job_created = dispatcher.wake
         app.state.dispatcher = dispatcher
         await dispatcher.start()
+        sender = WebhookSender(svc, dispatcher.node)
+        sender.start()
         log.info("neurocortex %s ready on http://%s:%s", __version__, settings.host, settings.port)
         try:
             yield
         finally:
+            await sender.stop()
             await dispatcher.stop()
             for task in pending:
                 task.cancel()
@@ -146,7 +161,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
     for router in (status.router, stream.router, jobs.router, workers.analyzers, workers.responders,
-                   users.router, organizations.router, dblists.router, quotas.router, pages.router):  # fmt: skip
+                   users.router, organizations.router, dblists.router, quotas.router, events.router,
+                   webhooks.router, pages.router):  # fmt: skip
         app.include_router(router)
     app.add_middleware(CortexMiddleware, max_body=settings.max_upload_size)
     return app

@@ -38,7 +38,7 @@ from sqlalchemy import and_, func, select, union_all, update
 from neurocortex.execution.executor import Executor
 from neurocortex.execution.jobdir import JOB_FOLDER_PREFIX, remove_folder
 from neurocortex.ids import ID_LENGTH, now_ms
-from neurocortex.services import results, scheduling, workers
+from neurocortex.services import job_events, results, scheduling, workers
 from neurocortex.services.base import Services
 from neurocortex.services.scheduling import Scope, StartRules
 from neurocortex.store import tables as t
@@ -233,6 +233,7 @@ class EmbeddedDispatcher:
         chosen = self._fair_choice(candidates, waiting, budget, running_by_org, now)
 
         claimed: list[dict[str, Any]] = []
+        recorded: list[tuple[str, int]] = []
         if chosen:
             limited = {job["workerId"] for job in chosen if waiting[job["workerId"]].rules.limited}
             async with svc.db.write() as conn:
@@ -260,6 +261,8 @@ class EmbeddedDispatcher:
                         .returning(*t.job.c)
                     )
                     claimed = sorted((dict(row._mapping) for row in rows), key=lambda job: job["id"])
+                    recorded = await job_events.record(svc, conn, claimed)
+            job_events.announce(svc, recorded)
 
         self._after_claim(types, waiting, budget, claimed)
         return claimed
@@ -458,9 +461,12 @@ class EmbeddedDispatcher:
                     lease_until=None,
                     errorMessage=INTERRUPTED_TWICE,
                 )
-                .returning(t.job.c.id)
+                .returning(*t.job.c)
             )
-            failed_ids = failed.scalars().all()
+            failed_jobs = [dict(row._mapping) for row in failed]
+            failed_ids = [job["id"] for job in failed_jobs]
+            recorded = await job_events.record(self.svc, conn, failed_jobs)
+        job_events.announce(self.svc, recorded)
         for job_id in failed_ids:
             self.svc.events.job_ended(job_id)
         if retried.rowcount or failed_ids:
@@ -509,6 +515,8 @@ class EmbeddedDispatcher:
                 .returning(*t.job.c)
             )
             failed = [dict(row._mapping) for row in rows]
+            recorded = await job_events.record(self.svc, conn, failed)
+        job_events.announce(self.svc, recorded)
         for job in failed:
             self.svc.events.job_ended(job["id"])
             results.publish_status(self.svc, job, {"status": "Failure", "errorMessage": message})

@@ -76,6 +76,9 @@ class EventBus:
         self._streams: dict[str, Stream] = {}
         # called with the id of every job that ends, on any node (the dispatcher: room for another job)
         self.job_end_listeners: list[Callable[[str], None]] = []
+        # woken when an organization has new job events in the database (services/job_events.py)
+        self._job_event_signals: dict[str, set[asyncio.Event]] = {}
+        self.job_event_listeners: list[Callable[[str], None]] = []
         self._relay: Relay | None = None
         self._outbox: list[str] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -89,6 +92,8 @@ class EventBus:
         message = orjson.loads(payload)
         if message["kind"] == "end":
             self._job_ended_here(message["job"])
+        elif message["kind"] == "job_event":
+            self._job_event_here(message["organization"])
         elif message["kind"] == "event":
             self._publish_here(AuditEvent(**message["event"]))
 
@@ -135,6 +140,31 @@ class EventBus:
             waiters.remove(waiter)
             if not waiters:
                 del self._job_waiters[job_id]
+
+    # -- job events (stored; this only says that there are new ones) --
+    def job_event(self, organization: str) -> None:
+        if self._relay is not None:
+            self._post({"kind": "job_event", "organization": organization})
+        else:
+            self._job_event_here(organization)
+
+    def _job_event_here(self, organization: str) -> None:
+        for signal in self._job_event_signals.get(organization, ()):
+            signal.set()
+        for listener in self.job_event_listeners:
+            listener(organization)
+
+    def job_event_signal(self, organization: str) -> asyncio.Event:
+        signal = asyncio.Event()
+        self._job_event_signals.setdefault(organization, set()).add(signal)
+        return signal
+
+    def forget_job_event_signal(self, organization: str, signal: asyncio.Event) -> None:
+        signals = self._job_event_signals.get(organization)
+        if signals is not None:
+            signals.discard(signal)
+            if not signals:
+                del self._job_event_signals[organization]
 
     # -- audit streams --
     def publish(self, event: AuditEvent) -> None:

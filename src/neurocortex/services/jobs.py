@@ -21,7 +21,7 @@ from neurocortex.errors import (
 )
 from neurocortex.fields import Fields, UploadedFile
 from neurocortex.ids import new_id, now_ms
-from neurocortex.services import attachments, scheduling, workers
+from neurocortex.services import attachments, job_events, scheduling, workers
 from neurocortex.services.base import Services, as_dict
 from neurocortex.store import tables as t
 from neurocortex.store.search import search as store_search
@@ -172,6 +172,8 @@ async def create(
         if admission:
             await _check_rate_limits(conn, worker, admission, now)
         await conn.execute(insert(t.job).values(job))
+        recorded = await job_events.record(svc, conn, [job])
+    job_events.announce(svc, recorded)
     if svc.job_created is not None:
         svc.job_created(job)
     svc.publish(ctx.user_id, ctx.request_id, "job", job["id"], "Creation", job["organization"], job)
@@ -295,12 +297,17 @@ async def list_filtered(
 
 async def delete(svc: Services, ctx: AuthContext, job_id: str) -> None:
     job = await get(svc, ctx, job_id)
+    now = now_ms()
     async with svc.db.write() as conn:
         await conn.execute(
             update(t.job)
             .where(t.job.c.id == job_id)
-            .values(status="Deleted", updatedBy=ctx.user_id, updatedAt=now_ms())  # fmt: skip
+            .values(status="Deleted", updatedBy=ctx.user_id, updatedAt=now)  # fmt: skip
         )
+        recorded = await job_events.record(
+            svc, conn, [job | {"status": "Deleted", "updatedBy": ctx.user_id, "updatedAt": now}]
+        )
+    job_events.announce(svc, recorded)
     svc.events.job_ended(job_id)
     svc.publish(ctx.user_id, ctx.request_id, "job", job_id, "Update", job["organization"], job | {"status": "Deleted"},
                 {"status": "Deleted"})  # fmt: skip

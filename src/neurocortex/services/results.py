@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import insert, update
 
 from neurocortex.ids import new_id, now_ms
-from neurocortex.services import attachments
+from neurocortex.services import attachments, job_events
 from neurocortex.services.base import Services
 from neurocortex.store import tables as t
 
@@ -40,6 +40,7 @@ async def succeed(
     now = now_ms()
     system = {"createdBy": job["createdBy"], "createdAt": now}
     report_id = new_id()
+    ended = {"status": "Success", "endDate": now, "updatedBy": job["createdBy"], "updatedAt": now}
     rows = []
     for artifact in artifacts:
         row = {
@@ -63,9 +64,7 @@ async def succeed(
                 t.job.c.status == "InProgress",
                 t.job.c.lease_owner == job["lease_owner"],
             )
-            .values(
-                status="Success", endDate=now, updatedBy=job["createdBy"], updatedAt=now, lease_until=None
-            )
+            .values(**ended, lease_until=None)
         )
         if claimed.rowcount != 1:
             return False
@@ -81,12 +80,21 @@ async def succeed(
         )
         if rows:
             await conn.execute(insert(t.artifact), rows)
+        recorded = await job_events.record(svc, conn, [job | ended])
+    job_events.announce(svc, recorded)
     _announce(svc, job, "Success")
     return True
 
 
 async def fail(svc: Services, job: dict[str, Any], message: str, input_text: str | None = None) -> bool:
     now = now_ms()
+    ended = {
+        "status": "Failure",
+        "endDate": now,
+        "errorMessage": message,
+        "updatedBy": job["createdBy"],
+        "updatedAt": now,
+    }
     async with svc.db.write() as conn:
         claimed = await conn.execute(
             update(t.job)
@@ -95,18 +103,12 @@ async def fail(svc: Services, job: dict[str, Any], message: str, input_text: str
                 t.job.c.status == "InProgress",
                 t.job.c.lease_owner == job["lease_owner"],
             )
-            .values(
-                status="Failure",
-                endDate=now,
-                errorMessage=message,
-                input=input_text,
-                updatedBy=job["createdBy"],
-                updatedAt=now,
-                lease_until=None,
-            )
+            .values(**ended, input=input_text, lease_until=None)
         )
-    if claimed.rowcount != 1:
-        return False
+        if claimed.rowcount != 1:
+            return False
+        recorded = await job_events.record(svc, conn, [job | ended])
+    job_events.announce(svc, recorded)
     _announce(svc, job, "Failure", {"errorMessage": message})
     return True
 
