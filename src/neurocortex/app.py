@@ -106,6 +106,14 @@ def _sandbox(settings: Settings) -> SandboxRunner:
     return SandboxRunner(settings.max_captured_output, hidden=hidden, default_policy=policy)
 
 
+def stopping(app: FastAPI) -> None:
+    """Called as the server starts to stop, before it waits for the requests in progress to end: the
+    event streams, which never end by themselves, end now."""
+    svc = getattr(app.state, "services", None)
+    if svc is not None:
+        svc.events.close_event_streams()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 

@@ -144,7 +144,8 @@ class WebhookSender:
         async with self.svc.db.read() as conn:
             due = await conn.scalar(
                 select(d.c.nextAttemptAt)
-                .where(d.c.status == "Pending", d.c.lease_until.is_(None))
+                .join(t.webhook, t.webhook.c.id == d.c.webhook)
+                .where(d.c.status == "Pending", d.c.lease_until.is_(None), t.webhook.c.enabled.is_(True))
                 .order_by(d.c.nextAttemptAt)
                 .limit(1)
             )

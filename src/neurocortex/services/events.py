@@ -79,6 +79,7 @@ class EventBus:
         # woken when an organization has new job events in the database (services/job_events.py)
         self._job_event_signals: dict[str, set[asyncio.Event]] = {}
         self.job_event_listeners: list[Callable[[str], None]] = []
+        self.closing = False
         self._relay: Relay | None = None
         self._outbox: list[str] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -153,6 +154,13 @@ class EventBus:
             signal.set()
         for listener in self.job_event_listeners:
             listener(organization)
+
+    def close_event_streams(self) -> None:
+        """The server is stopping: open event streams end (their clients reconnect, to another node)."""
+        self.closing = True
+        for signals in self._job_event_signals.values():
+            for signal in signals:
+                signal.set()
 
     def job_event_signal(self, organization: str) -> asyncio.Event:
         signal = asyncio.Event()

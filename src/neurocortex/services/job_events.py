@@ -156,7 +156,7 @@ async def last_id(svc: Services, organization: str) -> int:
 async def follow(svc: Services, organization: str, since: int, idle: float) -> AsyncIterator[list[dict]]:
     """The organization's events after `since`, in order, batch by batch, for as long as the caller reads;
     an empty batch after `idle` seconds without any (a keep-alive). Woken by the EventBus; the read after
-    each idle wait also catches an event whose notification was lost."""
+    each idle wait also catches an event whose notification was lost. Ends when the server stops."""
     signal = svc.events.job_event_signal(organization)
     try:
         while True:
@@ -166,6 +166,8 @@ async def follow(svc: Services, organization: str, since: int, idle: float) -> A
                 since = events[-1]["id"]
                 yield events
                 continue
+            if svc.events.closing:
+                return
             try:
                 await asyncio.wait_for(signal.wait(), idle)
             except TimeoutError:
