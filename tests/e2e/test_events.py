@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import (
     Server,
     Tenant,
+    bootstrap_superadmin,
     drop_database,
     enable,
     free_port,
@@ -142,6 +143,23 @@ def test_a_job_transitions_arrive_in_order_with_public_fields_only(a: Tenant, ec
     job = events[-1].data["job"]
     assert job["status"] == "Success" and job["data"] == "198.51.100.1" and job["workerId"] == echo_a["id"]
     assert job["endDate"] >= job["startDate"] >= job["createdAt"]
+
+
+def test_a_failing_job_ends_with_job_failed_and_its_error(a: Tenant) -> None:
+    crash = enable(a.admin, "analyzer", "Hostile_Crash_1_0")
+    stream = EventStream(a.reader)
+    try:
+        report = run_and_wait(a.analyst, crash["id"], {"data": "192.0.2.66", "dataType": "ip"})
+        events = stream.take(3)
+    finally:
+        stream.close()
+    assert report["status"] == "Failure"
+    assert [(e.type, e.job) for e in events] == [
+        ("job.created", report["id"]), ("job.started", report["id"]), ("job.failed", report["id"])
+    ]  # fmt: skip
+    failed = events[-1].data["job"]
+    assert failed["status"] == "Failure" and failed["errorMessage"] == report["errorMessage"]
+    assert "input" not in failed
 
 
 def test_a_client_resumes_after_a_disconnect_with_exactly_the_missed_events(a: Tenant, echo_a: dict) -> None:
@@ -471,3 +489,36 @@ def test_pending_deliveries_survive_a_restart(
     verify(secret, received[-1])
     [logged] = deliveries(a.admin, hook["id"], lambda r: r and r[0]["status"] == "Delivered")
     assert logged["attempts"] == len(received) and logged["lastStatusCode"] == 200
+
+
+def test_events_and_deliveries_are_deleted_after_their_retention(tmp_path, receiver: Receiver) -> None:
+    # about 2 seconds
+    node = make_server(tmp_path, {"NEUROCORTEX_EVENT_RETENTION": f"{2 / 86_400}"})
+    node.start()
+    try:
+        tenant = new_tenant(bootstrap_superadmin(node))
+        hook = new_hook(tenant.admin, receiver.url, secrets.token_hex(16))
+        echo = enable(tenant.admin, "analyzer", "Echo_1_0")
+        job = run_and_wait(tenant.analyst, echo["id"], {"data": "192.0.2.7", "dataType": "ip"})
+        receiver.wait_for(3)
+        replay = EventStream(tenant.reader, last_event_id=0)
+        try:
+            assert [e.type for e in replay.take(3)] == ["job.created", "job.started", "job.succeeded"]
+        finally:
+            replay.close()
+        deadline = time.monotonic() + 30
+        while tenant.admin.get(f"/api/webhook/{hook['id']}/delivery").json():
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        # nothing left to replay: the next event is the first one seen
+        replay = EventStream(tenant.reader, last_event_id=0)
+        try:
+            assert tenant.analyst.delete(f"/api/job/{job['id']}").status_code == 204
+            assert replay.next().type == "job.deleted"
+        finally:
+            replay.close()
+    finally:
+        node.stop()
+        db_url = node.env.get("NEUROCORTEX_DATABASE_URL", "")
+        if "nc_test_" in db_url:
+            drop_database(db_url.rsplit("/", 1)[1])

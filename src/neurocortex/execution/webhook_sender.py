@@ -1,4 +1,5 @@
-"""Sends the queued webhook deliveries (services/job_events.py queues them with their events).
+"""Sends the queued webhook deliveries (services/job_events.py queues them with their events), and
+deletes the events and deliveries past their retention.
 
 Every `serve` node runs one sender. A delivery is claimed as a job is, by one conditional UPDATE (Pending,
 due, not leased → leased to this node until the answer's timeout has passed), so that several nodes
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 5.0
 """Longest sleep between two looks at the queue when nothing wakes the sender (a lost notification)."""
 PURGE_SECONDS = 600.0
+"""How often events past their retention are deleted (more often when the retention is shorter)."""
 MAX_RETRY_DELAY = 3600.0
 LEASE_MARGIN_MS = 30_000
 
@@ -83,7 +85,8 @@ class WebhookSender:
             try:
                 if time.monotonic() >= next_purge:
                     await job_events.purge(self.svc)
-                    next_purge = time.monotonic() + PURGE_SECONDS
+                    retention = self.svc.settings.event_retention * 86_400
+                    next_purge = time.monotonic() + min(PURGE_SECONDS, retention / 4)
                 room = self.svc.settings.webhook_concurrency - len(self._sending)
                 if room > 0:
                     for delivery in await self._claim(room):

@@ -304,9 +304,8 @@ async def delete(svc: Services, ctx: AuthContext, job_id: str) -> None:
             .where(t.job.c.id == job_id)
             .values(status="Deleted", updatedBy=ctx.user_id, updatedAt=now)  # fmt: skip
         )
-        recorded = await job_events.record(
-            svc, conn, [job | {"status": "Deleted", "updatedBy": ctx.user_id, "updatedAt": now}]
-        )
+        deleted = [] if job["status"] == "Deleted" else [job | {"status": "Deleted", "updatedAt": now}]
+        recorded = await job_events.record(svc, conn, deleted)
     job_events.announce(svc, recorded)
     svc.events.job_ended(job_id)
     svc.publish(ctx.user_id, ctx.request_id, "job", job_id, "Update", job["organization"], job | {"status": "Deleted"},
