@@ -37,7 +37,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {
         "NEUROCORTEX_WEBHOOK_RETRY_DELAY": "1",
         "NEUROCORTEX_WEBHOOK_MAX_ATTEMPTS": "4",
-        "NEUROCORTEX_WEBHOOK_TIMEOUT": "5",
+        "NEUROCORTEX_WEBHOOK_TIMEOUT": "15",  # test_a_slow_receiver... holds one answer for a while
         # a second node in test_two_nodes must read the same secrets
         "NEUROCORTEX_SECRET_KEY": secrets.token_urlsafe(48),
     }
@@ -251,6 +251,7 @@ class Receiver:
 
     failing: bool = False
     fail_first: int = 0
+    gate: threading.Event | None = None  # when set up: each answer waits for it
     requests: list[Received] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -260,6 +261,8 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
+                if receiver.gate is not None:
+                    receiver.gate.wait(30)
                 failed = receiver.failing or len(receiver.requests) <= receiver.fail_first
                 self.send_response(500 if failed else 200)
                 self.send_header("Content-Length", "2")
@@ -372,6 +375,28 @@ def test_a_delivery_that_keeps_failing_stops_after_the_last_attempt(
         assert len(receiver.requests) == 4
     finally:
         a.admin.delete(f"/api/webhook/{hook['id']}")
+
+
+def test_a_slow_receiver_holds_back_no_other(a: Tenant, echo_a: dict, receiver: Receiver) -> None:
+    slow = Receiver(gate=threading.Event())
+    hooks = [
+        new_hook(a.admin, r.url, secrets.token_hex(16), events=["job.succeeded"]) for r in (slow, receiver)
+    ]
+    try:
+        run_and_wait(a.analyst, echo_a["id"], {"data": "192.0.2.80", "dataType": "ip"})
+        slow.wait_for(1)
+        receiver.wait_for(1)
+        # the slow receiver has not answered yet, and its attempt is still in flight (not recorded)
+        [in_flight] = a.admin.get(f"/api/webhook/{hooks[0]['id']}/delivery").json()
+        assert in_flight["status"] == "Pending" and "lastAttemptAt" not in in_flight
+        slow.gate.set()
+        [done] = deliveries(a.admin, hooks[0]["id"], lambda r: r and r[0]["status"] == "Delivered")
+        assert done["attempts"] == 1
+    finally:
+        slow.gate.set()
+        slow.close()
+        for hook in hooks:
+            a.admin.delete(f"/api/webhook/{hook['id']}")
 
 
 def test_webhooks_are_the_orgadmins_of_their_organization_only(
