@@ -494,26 +494,38 @@ def test_two_nodes_send_each_delivery_once_and_resume_streams_of_each_other(
 def test_pending_deliveries_survive_a_restart(
     server: Server, a: Tenant, echo_a: dict, receiver: Receiver
 ) -> None:
-    """Last: it restarts the module's server."""
+    """Last: it restarts the module's server. One delivery failed once and waits for its retry; another
+    is in flight (its receiver does not answer) when the server stops."""
     receiver.failing = True
+    hanging = Receiver(gate=threading.Event())
     secret = secrets.token_hex(16)
     hook = new_hook(a.admin, receiver.url, secret, events=["job.succeeded"])
-    job = run_and_wait(a.analyst, echo_a["id"], {"data": "192.0.2.200", "dataType": "ip"})
-    receiver.wait_for(1)
-    stream = EventStream(a.reader)  # an open event stream does not hold the server back
-    server.stop()  # retries come 1 s, then 2 s after the first attempt: the delivery is still Pending
-    # it stopped by itself (uvicorn ends by raising SIGTERM again), it was not killed after 20 s
-    assert server.process.returncode in (0, -signal.SIGTERM)
-    with pytest.raises((AssertionError, httpx.HTTPError), match="ended|closed|incomplete|peer"):
-        stream.next()
-    stream.close()
-    receiver.failing = False
-    server.start()
-    received = receiver.wait_for(2)
-    assert received[-1].payload["job"]["id"] == job["id"]
-    verify(secret, received[-1])
-    [logged] = deliveries(a.admin, hook["id"], lambda r: r and r[0]["status"] == "Delivered")
-    assert logged["attempts"] == len(received) and logged["lastStatusCode"] == 200
+    in_flight = new_hook(a.admin, hanging.url, secret, events=["job.succeeded"])
+    try:
+        job = run_and_wait(a.analyst, echo_a["id"], {"data": "192.0.2.200", "dataType": "ip"})
+        receiver.wait_for(1)
+        hanging.wait_for(1)
+        stream = EventStream(a.reader)  # an open event stream does not hold the server back
+        server.stop()  # retries come 1 s, then 2 s after the first attempt: the delivery is still Pending
+        # it stopped by itself (uvicorn ends by raising SIGTERM again), it was not killed after 20 s
+        assert server.process.returncode in (0, -signal.SIGTERM)
+        with pytest.raises((AssertionError, httpx.HTTPError), match="ended|closed|incomplete|peer"):
+            stream.next()
+        stream.close()
+        receiver.failing = False
+        hanging.gate.set()
+        server.start()
+        for got in (receiver.wait_for(2), hanging.wait_for(2)):
+            assert got[-1].payload["job"]["id"] == job["id"]
+            verify(secret, got[-1])
+        [logged] = deliveries(a.admin, hook["id"], lambda r: r and r[0]["status"] == "Delivered")
+        assert logged["attempts"] == len(receiver.requests) and logged["lastStatusCode"] == 200
+        # the attempt cut short by the stop was given back, not counted
+        [logged] = deliveries(a.admin, in_flight["id"], lambda r: r and r[0]["status"] == "Delivered")
+        assert logged["attempts"] == 1 and len(hanging.requests) == 2
+    finally:
+        hanging.gate.set()
+        hanging.close()
 
 
 def test_events_and_deliveries_are_deleted_after_their_retention(tmp_path, receiver: Receiver) -> None:

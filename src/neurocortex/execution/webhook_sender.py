@@ -70,12 +70,29 @@ class WebhookSender:
         self._task = asyncio.create_task(self._loop(), name="webhook-sender")
 
     async def stop(self) -> None:
+        interrupted = bool(self._sending)
         tasks = [task for task in (self._task, *self._sending) if task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
+        if interrupted:
+            await self._give_back()
+
+    async def _give_back(self) -> None:
+        """The deliveries interrupted by the stop, due again now rather than when their leases run out;
+        not counted as an attempt."""
+        d = t.webhook_delivery
+        try:
+            async with self.svc.db.write() as conn:
+                await conn.execute(
+                    update(d)
+                    .where(d.c.status == "Pending", d.c.lease_owner.startswith(f"{self.node}/"))
+                    .values(lease_owner=None, lease_until=None, attempts=d.c.attempts - 1)
+                )
+        except Exception as exc:  # their leases will run out instead
+            log.warning("webhook deliveries in flight not given back: %s", exc)
 
     async def _loop(self) -> None:
         next_purge = 0.0
