@@ -26,9 +26,9 @@ def job(organization: str) -> dict:
     return {"id": new_id(), "organization": organization, "status": "Waiting", "type": "analyzer"}
 
 
-async def test_a_later_id_never_becomes_visible_before_an_earlier_one(tmp_path: Path) -> None:
-    """A writer that drew id N and has not committed holds back the next writer of the same organization,
-    so that readers never see N + 1 without N; another organization is not held back."""
+async def test_numbers_become_visible_in_increasing_order_and_writers_never_wait(tmp_path: Path) -> None:
+    """An event written first but committed last gets the larger number: a reader that has seen 1 then
+    asks for what follows 1 gets it. And the writer that commits first does not wait for the other."""
     name = f"nc_order_{secrets.token_hex(5)}"
     if subprocess.run(["psql", ADMIN, "-qc", f"CREATE DATABASE {name}"], capture_output=True).returncode:
         pytest.skip("no PostgreSQL server reachable")
@@ -40,30 +40,32 @@ async def test_a_later_id_never_becomes_visible_before_an_earlier_one(tmp_path: 
         datastore=Datastore(tmp_path),
         catalog_loader=CatalogLoader([], [], set()),
     )
+    slow, fast = job("acme"), job("acme")
     try:
         await db.migrate()
-        committed: list[tuple[str, int]] = []
-        first_recorded = asyncio.Event()
+        slow_written, fast_numbered = asyncio.Event(), asyncio.Event()
+        seen_meanwhile: list[dict] = []
 
         async def slow_writer() -> None:
             async with db.write() as conn:
-                recorded = await job_events.record(svc, conn, [job("acme")])
-                first_recorded.set()
-                await asyncio.sleep(0.5)  # a long transaction, still open
-            committed.extend(recorded)
+                await job_events.record(conn, [slow])
+                slow_written.set()
+                await fast_numbered.wait()  # its transaction stays open until the other one is numbered
+            await job_events.number(svc)
 
-        async def writer(organization: str) -> None:
-            await first_recorded.wait()
+        async def fast_writer() -> None:
+            await slow_written.wait()
             async with db.write() as conn:
-                recorded = await job_events.record(svc, conn, [job(organization)])
-            committed.extend(recorded)
+                await job_events.record(conn, [fast])
+            await job_events.number(svc)
+            seen_meanwhile.extend(await job_events.after(svc, "acme", 0))
+            fast_numbered.set()
 
-        await asyncio.gather(slow_writer(), writer("acme"), writer("other"))
-        acme = [event_id for organization, event_id in committed if organization == "acme"]
-        assert acme == sorted(acme)  # committed in the order of their ids
-        # the other organization did not wait for acme's open transaction
-        assert committed[0][0] == "other"
-        assert [e["id"] for e in await job_events.after(svc, "acme", 0)] == acme
+        await asyncio.wait_for(asyncio.gather(slow_writer(), fast_writer()), 30)
+        assert [(e["id"], e["job"]["id"]) for e in seen_meanwhile] == [(1, fast["id"])]
+        assert [(e["id"], e["job"]["id"]) for e in await job_events.after(svc, "acme", 1)] == [
+            (2, slow["id"])
+        ]
     finally:
         await db.close()
         subprocess.run(["psql", ADMIN, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)

@@ -233,7 +233,7 @@ class EmbeddedDispatcher:
         chosen = self._fair_choice(candidates, waiting, budget, running_by_org, now)
 
         claimed: list[dict[str, Any]] = []
-        recorded: list[tuple[str, int]] = []
+        recorded = 0
         if chosen:
             limited = {job["workerId"] for job in chosen if waiting[job["workerId"]].rules.limited}
             async with svc.db.write() as conn:
@@ -261,7 +261,7 @@ class EmbeddedDispatcher:
                         .returning(*t.job.c)
                     )
                     claimed = sorted((dict(row._mapping) for row in rows), key=lambda job: job["id"])
-                    recorded = await job_events.record(svc, conn, claimed)
+                    recorded = await job_events.record(conn, claimed)
             job_events.announce(svc, recorded)
 
         self._after_claim(types, waiting, budget, claimed)
@@ -465,7 +465,7 @@ class EmbeddedDispatcher:
             )
             failed_jobs = [dict(row._mapping) for row in failed]
             failed_ids = [job["id"] for job in failed_jobs]
-            recorded = await job_events.record(self.svc, conn, failed_jobs)
+            recorded = await job_events.record(conn, failed_jobs)
         job_events.announce(self.svc, recorded)
         for job_id in failed_ids:
             self.svc.events.job_ended(job_id)
@@ -515,7 +515,7 @@ class EmbeddedDispatcher:
                 .returning(*t.job.c)
             )
             failed = [dict(row._mapping) for row in rows]
-            recorded = await job_events.record(self.svc, conn, failed)
+            recorded = await job_events.record(conn, failed)
         job_events.announce(self.svc, recorded)
         for job in failed:
             self.svc.events.job_ended(job["id"])

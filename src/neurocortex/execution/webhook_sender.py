@@ -38,7 +38,8 @@ from neurocortex.store import tables as t
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 5.0
-"""Longest sleep between two looks at the queue when nothing wakes the sender (a lost notification)."""
+"""Longest sleep between two looks at the queue when nothing wakes the sender (a lost notification);
+after such a sleep, events left without a number are numbered too."""
 PURGE_SECONDS = 600.0
 """How often events past their retention are deleted (more often when the retention is shorter)."""
 MAX_RETRY_DELAY = 3600.0
@@ -66,7 +67,7 @@ class WebhookSender:
             follow_redirects=False,
             limits=httpx.Limits(max_connections=settings.webhook_concurrency),
         )
-        self.svc.events.job_event_listeners.append(lambda _organization: self._wakeup.set())
+        self.svc.events.job_event_listeners.append(self._on_job_event)
         self._task = asyncio.create_task(self._loop(), name="webhook-sender")
 
     async def stop(self) -> None:
@@ -96,10 +97,14 @@ class WebhookSender:
 
     async def _loop(self) -> None:
         next_purge = 0.0
+        woken = False
         while True:
             self._wakeup.clear()
             idle = IDLE_SECONDS
             try:
+                if not woken:
+                    # events whose writer stopped before numbering them (services/job_events.py)
+                    await job_events.number(self.svc)
                 if time.monotonic() >= next_purge:
                     await job_events.purge(self.svc)
                     retention = self.svc.settings.event_retention * 86_400
@@ -115,8 +120,13 @@ class WebhookSender:
                 raise
             except Exception:
                 log.exception("webhook sender: cannot read the queue")
+            woken = False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), idle)
+                woken = await asyncio.wait_for(self._wakeup.wait(), idle)
+
+    def _on_job_event(self, _organization: str, deliveries: bool) -> None:
+        if deliveries:
+            self._wakeup.set()
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
@@ -202,7 +212,7 @@ class WebhookSender:
                 )
             ).first()
             event = (
-                await conn.execute(select(t.job_event).where(t.job_event.c.id == delivery["event"]))
+                await conn.execute(select(t.job_event).where(t.job_event.c.seq == delivery["event"]))
             ).first()
         if hook is None or event is None:
             return None  # removed meanwhile, with its deliveries

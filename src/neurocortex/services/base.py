@@ -36,6 +36,8 @@ class Services:
     quotas_cache: TTLCache = field(default_factory=TTLCache)
     # set by the dispatcher so that services can wake it when a job is created
     job_created: Any = None
+    # numbers the job events after their commit (services/job_events.py), created at the first one
+    event_numbering: Any = None
 
     async def rescan(self) -> Catalog:
         self.catalog = await asyncio.to_thread(self.catalog_loader.load)

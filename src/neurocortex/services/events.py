@@ -78,7 +78,8 @@ class EventBus:
         self.job_end_listeners: list[Callable[[str], None]] = []
         # woken when an organization has new job events in the database (services/job_events.py)
         self._job_event_signals: dict[str, set[asyncio.Event]] = {}
-        self.job_event_listeners: list[Callable[[str], None]] = []
+        # called with the organization, and whether webhook deliveries were queued
+        self.job_event_listeners: list[Callable[[str, bool], None]] = []
         self.closing = False
         self._relay: Relay | None = None
         self._outbox: list[str] = []
@@ -94,7 +95,7 @@ class EventBus:
         if message["kind"] == "end":
             self._job_ended_here(message["job"])
         elif message["kind"] == "job_event":
-            self._job_event_here(message["organization"])
+            self._job_event_here(message["organization"], message["deliveries"])
         elif message["kind"] == "event":
             self._publish_here(AuditEvent(**message["event"]))
 
@@ -143,17 +144,17 @@ class EventBus:
                 del self._job_waiters[job_id]
 
     # -- job events (stored; this only says that there are new ones) --
-    def job_event(self, organization: str) -> None:
+    def job_event(self, organization: str, deliveries: bool) -> None:
         if self._relay is not None:
-            self._post({"kind": "job_event", "organization": organization})
+            self._post({"kind": "job_event", "organization": organization, "deliveries": deliveries})
         else:
-            self._job_event_here(organization)
+            self._job_event_here(organization, deliveries)
 
-    def _job_event_here(self, organization: str) -> None:
+    def _job_event_here(self, organization: str, deliveries: bool) -> None:
         for signal in self._job_event_signals.get(organization, ()):
             signal.set()
         for listener in self.job_event_listeners:
-            listener(organization)
+            listener(organization, deliveries)
 
     def close_event_streams(self) -> None:
         """The server is stopping: open event streams end (their clients reconnect, to another node)."""

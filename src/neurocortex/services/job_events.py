@@ -1,33 +1,34 @@
-"""Job state changes as durable events: `/api/events` streams and replays them by id, webhooks send them.
+"""Job state changes as durable events: `/api/events` streams and replays them by number, webhooks send them.
 
-An event is written in the transaction that changes the job's state (`record`, its last statement), with
-one delivery row for each webhook of the organization that wants it; once committed, `announce` wakes the
-event streams and webhook senders of every node (EventBus, over PostgreSQL NOTIFY between nodes).
+An event is written in the transaction that changes the job's state (`record`), without a number yet, so
+that writers never wait for each other. Once committed, it is numbered (`number`): in a transaction that
+takes the row lock of the one-row `job_event_counter` table, the committed events without a number get
+the next numbers, in the order they were written, and their webhook deliveries are queued. Numbering
+transactions are serialized by that lock and each one's numbers become visible at once, at its commit;
+so, on every node, numbers become visible in increasing order: a reader that has seen number N never
+sees a smaller one appear later, and "after N" is exactly what it has not seen. (A database sequence
+would not give that: it hands numbers out in insertion order, and 11 may commit before 10.)
 
-Ordering. Ids come from the table's autoincrement (a sequence on PostgreSQL). A sequence hands ids out in
-insertion order, not in commit order: with two writers at once, 11 could commit before 10, and a client
-resuming after 11 would never get 10. So on PostgreSQL `record` first takes a transaction-level advisory
-lock per organization: the next writer of that organization draws its id only once the previous one has
-committed. Guarantee: within one organization, event ids become visible in increasing order, so a reader
-that has seen id N never sees a smaller id appear later, and `id > N` is exactly what it has not seen.
-Organizations are not ordered between them, and need not be: every stream is of one organization. The
-lock is held from the event's insert to the commit, which `record` being last keeps short. SQLite has a
-single writer, which gives the same guarantee.
+Who numbers: the node that wrote the events, right after its commit (`announce`), coalescing the runs;
+and every `serve` node now and then (the webhook sender's loop), for events whose writer died first.
+Then the event streams and webhook senders of every node are woken (EventBus, over NOTIFY on PostgreSQL).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from neurocortex.ids import new_id, now_ms
 from neurocortex.services.base import Services
 from neurocortex.store import tables as t
+
+log = logging.getLogger(__name__)
 
 EVENT_TYPES = {
     "Waiting": "job.created",
@@ -44,6 +45,7 @@ PUBLIC_FIELDS = (
 """What an event tells of its job: never its `input` (the worker's configuration, with its secrets) nor
 its parameters; `data` only for analyzers (a responder's is a whole TheHive case)."""
 READ_BATCH = 500
+NUMBER_BATCH = 1000
 
 
 def public_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -53,20 +55,95 @@ def public_job(job: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _lock_key(organization: str) -> int:
-    digest = hashlib.blake2b(b"job_event:" + organization.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+async def record(conn: Any, jobs: list[dict[str, Any]]) -> int:
+    """Write one event per job, of the type its (new) `status` says, in the transaction that changes the
+    jobs; give the count to `announce` once committed."""
+    now = now_ms()
+    for job in jobs:
+        await conn.execute(
+            insert(t.job_event).values(
+                organization=job["organization"],
+                type=EVENT_TYPES[job["status"]],
+                job=job["id"],
+                data=orjson.dumps(public_job(job)).decode(),
+                createdAt=now,
+            )
+        )
+    return len(jobs)
 
 
-async def record(svc: Services, conn: Any, jobs: list[dict[str, Any]]) -> list[tuple[str, int]]:
-    """Write one event per job, of the type its (new) `status` says; call last in the transaction that
-    changes the jobs. Returns (organization, event id) pairs, for `announce` once committed."""
-    if not jobs:
-        return []
-    organizations = sorted({job["organization"] for job in jobs})
-    if not svc.db.is_sqlite:
-        for organization in organizations:  # always in the same order: no two writers wait for each other
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(organization)})
+def announce(svc: Services, written: int) -> None:
+    """After the commit of `record`'s transaction: number the new events (in the background)."""
+    if written:
+        if svc.event_numbering is None:
+            svc.event_numbering = Numbering(svc)
+        svc.event_numbering.poke()
+
+
+class Numbering:
+    """`number` in the background, one run at a time; a poke during a run makes one more run."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.task: asyncio.Task[None] | None = None
+        self.again = False
+
+    def poke(self) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run(), name="job-event-numbering")
+        else:
+            self.again = True
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                self.again = False
+                try:
+                    await number(self.svc)
+                except Exception as exc:  # the webhook sender's loop numbers them later
+                    log.warning("job events not numbered yet: %s", exc)
+                if not self.again:
+                    return
+        finally:
+            self.task = None
+
+
+async def number(svc: Services) -> None:
+    """Number the committed events that have no number yet, queue their webhook deliveries, wake the
+    streams and senders of every node."""
+    e = t.job_event
+    while True:
+        async with svc.db.write() as conn:
+            counter = select(t.job_event_counter.c.last).where(t.job_event_counter.c.id == 1)
+            last = (await conn.execute(counter.with_for_update())).scalar_one()
+            rows = (
+                await conn.execute(
+                    select(e.c.id, e.c.organization, e.c.type)
+                    .where(e.c.seq.is_(None))
+                    .order_by(e.c.id)
+                    .limit(NUMBER_BATCH)
+                )
+            ).all()
+            if not rows:
+                return
+            numbers = [{"row": row.id, "number": last + i} for i, row in enumerate(rows, 1)]
+            await conn.execute(
+                update(e).where(e.c.id == bindparam("row")).values(seq=bindparam("number")), numbers
+            )
+            await conn.execute(
+                update(t.job_event_counter).where(t.job_event_counter.c.id == 1).values(last=last + len(rows))
+            )
+            queued = await _queue_deliveries(conn, [(last + i, row) for i, row in enumerate(rows, 1)])
+        for organization in sorted({row.organization for row in rows}):
+            svc.events.job_event(organization, organization in queued)
+        if len(rows) < NUMBER_BATCH:
+            return
+
+
+async def _queue_deliveries(conn: Any, numbered: list[tuple[int, Any]]) -> set[str]:
+    """One delivery per event and enabled webhook of its organization that wants its type; the
+    organizations that got some."""
+    organizations = sorted({row.organization for _, row in numbered})
     hooks = await conn.execute(
         select(t.webhook.c.id, t.webhook.c.organization, t.webhook.c.events).where(
             t.webhook.c.organization.in_(organizations), t.webhook.c.enabled.is_(True)
@@ -76,32 +153,18 @@ async def record(svc: Services, conn: Any, jobs: list[dict[str, Any]]) -> list[t
     for hook_id, organization, types in hooks:
         hooks_of.setdefault(organization, []).append((hook_id, types or []))
     now = now_ms()
-    recorded = []
     deliveries = []
-    for job in jobs:
-        event_type = EVENT_TYPES[job["status"]]
-        event_id = (
-            await conn.execute(
-                insert(t.job_event)
-                .values(
-                    organization=job["organization"],
-                    type=event_type,
-                    job=job["id"],
-                    data=orjson.dumps(public_job(job)).decode(),
-                    createdAt=now,
-                )
-                .returning(t.job_event.c.id)
-            )
-        ).scalar_one()
-        recorded.append((job["organization"], event_id))
-        for hook_id, types in hooks_of.get(job["organization"], []):
-            if not types or event_type in types:
+    queued = set()
+    for event_number, row in numbered:
+        for hook_id, types in hooks_of.get(row.organization, []):
+            if not types or row.type in types:
+                queued.add(row.organization)
                 deliveries.append(
                     {
                         "id": new_id(),
                         "webhook": hook_id,
-                        "event": event_id,
-                        "eventType": event_type,
+                        "event": event_number,
+                        "eventType": row.type,
                         "status": "Pending",
                         "attempts": 0,
                         "nextAttemptAt": now,
@@ -110,25 +173,13 @@ async def record(svc: Services, conn: Any, jobs: list[dict[str, Any]]) -> list[t
                 )
     if deliveries:
         await conn.execute(insert(t.webhook_delivery), deliveries)
-    return recorded
-
-
-async def record_now(svc: Services, jobs: list[dict[str, Any]]) -> None:
-    """`record` in a transaction of its own, then `announce`: for state changes made elsewhere."""
-    async with svc.db.write() as conn:
-        recorded = await record(svc, conn, jobs)
-    announce(svc, recorded)
-
-
-def announce(svc: Services, recorded: list[tuple[str, int]]) -> None:
-    for organization in sorted({organization for organization, _ in recorded}):
-        svc.events.job_event(organization)
+    return queued
 
 
 def payload(row: dict[str, Any]) -> dict[str, Any]:
     """What a client receives of an event, on `/api/events` and in a webhook's body."""
     return {
-        "id": row["id"],
+        "id": row["seq"],
         "type": row["type"],
         "organization": row["organization"],
         "date": row["createdAt"],
@@ -139,8 +190,8 @@ def payload(row: dict[str, Any]) -> dict[str, Any]:
 async def after(svc: Services, organization: str, last_id: int, limit: int = READ_BATCH) -> list[dict]:
     statement = (
         select(t.job_event)
-        .where(t.job_event.c.organization == organization, t.job_event.c.id > last_id)
-        .order_by(t.job_event.c.id)
+        .where(t.job_event.c.organization == organization, t.job_event.c.seq > last_id)
+        .order_by(t.job_event.c.seq)
         .limit(limit)
     )
     async with svc.db.read() as conn:
@@ -148,7 +199,7 @@ async def after(svc: Services, organization: str, last_id: int, limit: int = REA
 
 
 async def last_id(svc: Services, organization: str) -> int:
-    statement = select(func.max(t.job_event.c.id)).where(t.job_event.c.organization == organization)
+    statement = select(func.max(t.job_event.c.seq)).where(t.job_event.c.organization == organization)
     async with svc.db.read() as conn:
         return int(await conn.scalar(statement) or 0)
 
@@ -181,4 +232,6 @@ async def purge(svc: Services) -> None:
     cutoff = now_ms() - int(svc.settings.event_retention * 86_400_000)
     async with svc.db.write() as conn:
         await conn.execute(delete(t.webhook_delivery).where(t.webhook_delivery.c.createdAt < cutoff))
-        await conn.execute(delete(t.job_event).where(t.job_event.c.createdAt < cutoff))
+        await conn.execute(
+            delete(t.job_event).where(t.job_event.c.createdAt < cutoff, t.job_event.c.seq.is_not(None))
+        )

@@ -172,7 +172,7 @@ async def create(
         if admission:
             await _check_rate_limits(conn, worker, admission, now)
         await conn.execute(insert(t.job).values(job))
-        recorded = await job_events.record(svc, conn, [job])
+        recorded = await job_events.record(conn, [job])
     job_events.announce(svc, recorded)
     if svc.job_created is not None:
         svc.job_created(job)
@@ -305,7 +305,7 @@ async def delete(svc: Services, ctx: AuthContext, job_id: str) -> None:
             .values(status="Deleted", updatedBy=ctx.user_id, updatedAt=now)  # fmt: skip
         )
         deleted = [] if job["status"] == "Deleted" else [job | {"status": "Deleted", "updatedAt": now}]
-        recorded = await job_events.record(svc, conn, deleted)
+        recorded = await job_events.record(conn, deleted)
     job_events.announce(svc, recorded)
     svc.events.job_ended(job_id)
     svc.publish(ctx.user_id, ctx.request_id, "job", job_id, "Update", job["organization"], job | {"status": "Deleted"},

@@ -80,7 +80,7 @@ async def succeed(
         )
         if rows:
             await conn.execute(insert(t.artifact), rows)
-        recorded = await job_events.record(svc, conn, [job | ended])
+        recorded = await job_events.record(conn, [job | ended])
     job_events.announce(svc, recorded)
     _announce(svc, job, "Success")
     return True
@@ -107,7 +107,7 @@ async def fail(svc: Services, job: dict[str, Any], message: str, input_text: str
         )
         if claimed.rowcount != 1:
             return False
-        recorded = await job_events.record(svc, conn, [job | ended])
+        recorded = await job_events.record(conn, [job | ended])
     job_events.announce(svc, recorded)
     _announce(svc, job, "Failure", {"errorMessage": message})
     return True

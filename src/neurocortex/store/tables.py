@@ -239,16 +239,24 @@ node = Table(
 job_event = Table(
     "job_event",
     metadata,
-    # a job's state changes, in order, for `/api/events` (resumed by id) and the webhooks; ids grow in
-    # commit order within an organization (services/job_events.py says how), so a reader that has seen
-    # id N never finds a smaller one appearing later
+    # a job's state changes, for `/api/events` (resumed by number) and the webhooks; `seq` is the number
+    # clients see, given after the commit in an order readers can rely on (services/job_events.py)
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, unique=True),
     Column("organization", String(255), nullable=False),
     Column("type", String(32), nullable=False),  # job.created, job.started, job.succeeded...
     Column("job", String(32), nullable=False),
     Column("data", Text, nullable=False),  # JSON: the job's public fields
     Column("createdAt", BigInteger, nullable=False, index=True),
-    Index("ix_job_event_org_id", "organization", "id"),
+    Index("ix_job_event_org_seq", "organization", "seq"),
+)
+
+job_event_counter = Table(
+    "job_event_counter",
+    metadata,
+    # one row: the last number given to an event; its row lock serializes the numbering
+    Column("id", Integer, primary_key=True),
+    Column("last", BigInteger, nullable=False),
 )
 
 webhook = Table(
@@ -271,7 +279,7 @@ webhook_delivery = Table(
     # one event to send to one webhook, and the log of its attempts; claimed by one node at a time
     Column("id", String(32), primary_key=True),
     Column("webhook", String(32), ForeignKey("webhook.id", ondelete="CASCADE"), nullable=False),
-    Column("event", BigInteger, ForeignKey("job_event.id", ondelete="CASCADE"), nullable=False),
+    Column("event", BigInteger, nullable=False),  # the event's number (job_event.seq)
     Column("eventType", String(32), nullable=False),
     Column("status", String(16), nullable=False),  # Pending, Delivered, Failed
     Column("attempts", Integer, nullable=False),

@@ -20,15 +20,24 @@ def upgrade() -> None:
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
+        sa.Column("seq", sa.BigInteger(), nullable=True),
         sa.Column("organization", sa.String(length=255), nullable=False),
         sa.Column("type", sa.String(length=32), nullable=False),
         sa.Column("job", sa.String(length=32), nullable=False),
         sa.Column("data", sa.Text(), nullable=False),
         sa.Column("createdAt", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job_event")),
+        sa.UniqueConstraint("seq", name=op.f("uq_job_event_seq")),
     )
-    op.create_index("ix_job_event_org_id", "job_event", ["organization", "id"], unique=False)
+    op.create_index("ix_job_event_org_seq", "job_event", ["organization", "seq"], unique=False)
     op.create_index(op.f("ix_job_event_createdAt"), "job_event", ["createdAt"], unique=False)
+    counter = op.create_table(
+        "job_event_counter",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("last", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_job_event_counter")),
+    )
+    op.bulk_insert(counter, [{"id": 1, "last": 0}])
     op.create_table(
         "webhook",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -65,9 +74,6 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.String(length=64), nullable=True),
         sa.Column("lease_until", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["event"], ["job_event.id"], name=op.f("fk_webhook_delivery_event_job_event"), ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
             ["webhook"], ["webhook.id"], name=op.f("fk_webhook_delivery_webhook_webhook"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_delivery")),
@@ -81,6 +87,7 @@ def downgrade() -> None:
     op.drop_table("webhook_delivery")
     op.drop_index(op.f("ix_webhook_organization"), table_name="webhook")
     op.drop_table("webhook")
+    op.drop_table("job_event_counter")
     op.drop_index(op.f("ix_job_event_createdAt"), table_name="job_event")
-    op.drop_index("ix_job_event_org_id", table_name="job_event")
+    op.drop_index("ix_job_event_org_seq", table_name="job_event")
     op.drop_table("job_event")
