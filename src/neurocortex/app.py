@@ -19,6 +19,7 @@ from neurocortex.api.middleware import CortexMiddleware
 from neurocortex.api.routes import (
     api_keys,
     dblists,
+    events,
     jobs,
     misp,
     organizations,
@@ -27,6 +28,7 @@ from neurocortex.api.routes import (
     status,
     stream,
     users,
+    webhooks,
     workers,
 )
 from neurocortex.api.routes import operations as operations_routes
@@ -39,6 +41,7 @@ from neurocortex.execution.runners.docker import DockerRunner, RegistryAuth, con
 from neurocortex.execution.runners.misp_modules import MispModulesRunner
 from neurocortex.execution.runners.process import ProcessRunner
 from neurocortex.execution.runners.sandbox import SandboxPolicy, SandboxRunner
+from neurocortex.execution.webhook_sender import WebhookSender
 from neurocortex.misp import modules as misp_modules
 from neurocortex.services import catalog_refresh, cluster
 from neurocortex.services import organizations as organization_service
@@ -159,6 +162,14 @@ def docker_runner(settings: Settings) -> DockerRunner:
     )
 
 
+def stopping(app: FastAPI) -> None:
+    """Called as the server starts to stop, before it waits for the requests in progress to end: the
+    event streams, which never end by themselves, end now."""
+    svc = getattr(app.state, "services", None)
+    if svc is not None:
+        svc.events.close_event_streams()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     password_login = PasswordLogin.from_settings(settings)  # a misconfigured provider stops the start
@@ -194,10 +205,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         background(catalog_refresh.update_images(svc))
         if settings.catalog_refresh_interval:
             background(catalog_refresh.refresh_every(svc, settings.catalog_refresh_interval))
+        sender = WebhookSender(svc, dispatcher.node)
+        sender.start()
         log.info("neurocortex %s ready on http://%s:%s", __version__, settings.host, settings.port)
         try:
             yield
         finally:
+            await sender.stop()
             await dispatcher.stop()
             for task in pending:
                 task.cancel()
@@ -222,7 +236,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # order matters: literal paths such as /api/organization/analyzer before /api/organization/{id}
     for router in (status.router, sso.router, stream.router, jobs.router, workers.analyzers, workers.responders,
                    users.router, api_keys.router, organizations.router, dblists.router, quotas.router,
-                   misp.router):  # fmt: skip
+                   misp.router, events.router, webhooks.router):  # fmt: skip
         app.include_router(router)
     pages.install(app)
     app.add_middleware(CortexMiddleware, max_body=settings.max_upload_size)

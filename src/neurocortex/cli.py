@@ -74,7 +74,7 @@ def serve(
     """Start the server (API, UI and the embedded dispatcher)."""
     import uvicorn
 
-    from neurocortex.app import create_app
+    from neurocortex.app import create_app, stopping
 
     settings = load_settings(
         data_dir=data_dir, database_url=database_url, host=host, port=port, analyzers=analyzers,
@@ -83,8 +83,15 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
-        create_app(settings),
+    application = create_app(settings)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            stopping(application)  # before uvicorn waits for the requests in progress
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
+        application,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -92,6 +99,7 @@ def serve(
         http="httptools",
         loop="uvloop",
     )
+    Server(config).run()
 
 
 @secrets_app.command("rotate")

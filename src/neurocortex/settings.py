@@ -136,6 +136,18 @@ class Settings(BaseSettings):
     """Seconds between background catalog refreshes (download, rescan, workers follow); 0 for none beyond
     the one at start and the admin's rescans."""
 
+    # -- job events and webhooks --
+    event_retention: float = Field(7.0, gt=0)
+    """Days a job event (`/api/events`, webhook deliveries and their log) is kept."""
+    webhook_timeout: float = Field(10.0, gt=0)
+    """Seconds a webhook receiver has to answer one delivery."""
+    webhook_max_attempts: int = Field(8, ge=1)
+    """Attempts of one delivery before it is marked Failed."""
+    webhook_retry_delay: float = Field(10.0, gt=0)
+    """Seconds before the first retry; each following one waits twice as long (at most an hour)."""
+    webhook_concurrency: int = Field(16, ge=1)
+    """Deliveries in flight at once per server node."""
+
     # -- limits on what comes in and what workers give back --
     max_upload_size: int = 1024**3
     max_output_json: int = 64 * 1024**2

@@ -125,6 +125,29 @@ def quota(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def webhook(row: dict[str, Any]) -> dict[str, Any]:
+    """A webhook without its secret, which is write-only."""
+    out = _entity("webhook", row)
+    out |= {"organization": row["organization"], "url": row["url"], "events": row["events"],
+            "enabled": row["enabled"]}  # fmt: skip
+    _present(out, row, ("description",))
+    return out
+
+
+def webhook_delivery(row: dict[str, Any]) -> dict[str, Any]:
+    out = {
+        "id": row["id"],
+        "webhook": row["webhook"],
+        "eventId": row["event"],
+        "eventType": row["eventType"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "createdAt": row["createdAt"],
+    }
+    _present(out, row, ("lastStatusCode", "lastError", "lastAttemptAt", "nextAttemptAt", "deliveredAt"))
+    return out
+
+
 def created_responder(
     row: dict[str, Any], limits: dict[str, Any], definition: WorkerDefinition
 ) -> dict[str, Any]:

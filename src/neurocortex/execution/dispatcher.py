@@ -40,7 +40,7 @@ from neurocortex import metrics
 from neurocortex.execution.executor import Executor
 from neurocortex.execution.jobdir import JOB_FOLDER_PREFIX, remove_folder
 from neurocortex.ids import ID_LENGTH, now_ms
-from neurocortex.services import results, scheduling, workers
+from neurocortex.services import job_events, results, scheduling, workers
 from neurocortex.services.base import Services
 from neurocortex.services.scheduling import Scope, StartRules
 from neurocortex.store import tables as t
@@ -269,6 +269,7 @@ class EmbeddedDispatcher:
         chosen = self._fair_choice(candidates, waiting, budget, running_by_org, now)
 
         claimed: list[dict[str, Any]] = []
+        recorded = 0
         if chosen:
             limited = {job["workerId"] for job in chosen if waiting[job["workerId"]].rules.limited}
             async with svc.db.write() as conn:
@@ -293,6 +294,8 @@ class EmbeddedDispatcher:
                         },
                     )
                     claimed = sorted((dict(row._mapping) for row in rows), key=lambda job: job["id"])
+                    recorded = await job_events.record(conn, claimed)
+            job_events.announce(svc, recorded)
 
         self._after_claim(types, waiting, budget, claimed)
         return claimed
@@ -488,9 +491,12 @@ class EmbeddedDispatcher:
                     lease_until=None,
                     errorMessage=INTERRUPTED_TWICE,
                 )
-                .returning(t.job.c.id)
+                .returning(*t.job.c)
             )
-            failed_ids = failed.scalars().all()
+            failed_jobs = [dict(row._mapping) for row in failed]
+            failed_ids = [job["id"] for job in failed_jobs]
+            recorded = await job_events.record(conn, failed_jobs)
+        job_events.announce(self.svc, recorded)
         for job_id in failed_ids:
             self.svc.events.job_ended(job_id)
         if retried.rowcount or failed_ids:
@@ -539,6 +545,8 @@ class EmbeddedDispatcher:
                 .returning(*t.job.c)
             )
             failed = [dict(row._mapping) for row in rows]
+            recorded = await job_events.record(conn, failed)
+        job_events.announce(self.svc, recorded)
         for job in failed:
             self.svc.events.job_ended(job["id"])
             results.publish_status(self.svc, job, {"status": "Failure", "errorMessage": message})

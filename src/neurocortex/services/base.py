@@ -39,6 +39,8 @@ class Services:
     job_created: Any = None
     # one catalog refresh at a time (start, scans, the scheduled refresh)
     catalog_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # numbers the job events after their commit (services/job_events.py), created at the first one
+    event_numbering: Any = None
 
     async def rescan(self) -> Catalog:
         self.catalog = await asyncio.to_thread(self.catalog_loader.load)

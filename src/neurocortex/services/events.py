@@ -78,6 +78,11 @@ class EventBus:
         self._streams: dict[str, Stream] = {}
         # called with the id of every job that ends, on any node (the dispatcher: room for another job)
         self.job_end_listeners: list[Callable[[str], None]] = []
+        # woken when an organization has new job events in the database (services/job_events.py)
+        self._job_event_signals: dict[str, set[asyncio.Event]] = {}
+        # called with the organization, and whether webhook deliveries were queued
+        self.job_event_listeners: list[Callable[[str, bool], None]] = []
+        self.closing = False
         self._relay: Relay | None = None
         self._outbox: list[str] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -91,6 +96,8 @@ class EventBus:
         message = orjson.loads(payload)
         if message["kind"] == "end":
             self._job_ended_here(message["job"])
+        elif message["kind"] == "job_event":
+            self._job_event_here(message["organization"], message["deliveries"])
         elif message["kind"] == "event":
             self._publish_here(AuditEvent(**message["event"]))
 
@@ -138,6 +145,38 @@ class EventBus:
             waiters.remove(waiter)
             if not waiters:
                 del self._job_waiters[job_id]
+
+    # -- job events (stored; this only says that there are new ones) --
+    def job_event(self, organization: str, deliveries: bool) -> None:
+        if self._relay is not None:
+            self._post({"kind": "job_event", "organization": organization, "deliveries": deliveries})
+        else:
+            self._job_event_here(organization, deliveries)
+
+    def _job_event_here(self, organization: str, deliveries: bool) -> None:
+        for signal in self._job_event_signals.get(organization, ()):
+            signal.set()
+        for listener in self.job_event_listeners:
+            listener(organization, deliveries)
+
+    def close_event_streams(self) -> None:
+        """The server is stopping: open event streams end (their clients reconnect, to another node)."""
+        self.closing = True
+        for signals in self._job_event_signals.values():
+            for signal in signals:
+                signal.set()
+
+    def job_event_signal(self, organization: str) -> asyncio.Event:
+        signal = asyncio.Event()
+        self._job_event_signals.setdefault(organization, set()).add(signal)
+        return signal
+
+    def forget_job_event_signal(self, organization: str, signal: asyncio.Event) -> None:
+        signals = self._job_event_signals.get(organization)
+        if signals is not None:
+            signals.discard(signal)
+            if not signals:
+                del self._job_event_signals[organization]
 
     # -- audit streams --
     def publish(self, event: AuditEvent) -> None:

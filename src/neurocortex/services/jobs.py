@@ -24,7 +24,7 @@ from neurocortex.errors import (
 )
 from neurocortex.fields import Fields, UploadedFile
 from neurocortex.ids import new_id, now_ms
-from neurocortex.services import attachments, audit, scheduling, workers
+from neurocortex.services import attachments, audit, job_events, scheduling, workers
 from neurocortex.services.base import Services, as_dict
 from neurocortex.services.results import EndedJob
 from neurocortex.store import job_text
@@ -187,6 +187,8 @@ async def create(
         if admission:
             await _check_rate_limits(conn, worker, admission, now)
         await conn.execute(_INSERT, job)
+        recorded = await job_events.record(conn, [job])
+    job_events.announce(svc, recorded)
     if svc.job_created is not None:
         svc.job_created(job)
     svc.publish(ctx.user_id, ctx.request_id, "job", job["id"], "Creation", job["organization"], job)
@@ -339,13 +341,17 @@ async def list_filtered(
 async def delete(svc: Services, ctx: AuthContext, job_id: str) -> None:
     job = await get(svc, ctx, job_id)
     about = {"workerName": job["workerName"], "dataType": job["dataType"], "status": job["status"]}
+    now = now_ms()
     async with svc.db.write() as conn:
         await conn.execute(
             update(t.job)
             .where(t.job.c.id == job_id)
-            .values(status="Deleted", updatedBy=ctx.user_id, updatedAt=now_ms())  # fmt: skip
+            .values(status="Deleted", updatedBy=ctx.user_id, updatedAt=now)  # fmt: skip
         )
         await audit.write(conn, audit.by(ctx, job["organization"], "job.delete", "job", job_id, about))
+        deleted = [] if job["status"] == "Deleted" else [job | {"status": "Deleted", "updatedAt": now}]
+        recorded = await job_events.record(conn, deleted)
+    job_events.announce(svc, recorded)
     svc.events.job_ended(job_id)
     svc.publish(ctx.user_id, ctx.request_id, "job", job_id, "Update", job["organization"], job | {"status": "Deleted"},
                 {"status": "Deleted"})  # fmt: skip

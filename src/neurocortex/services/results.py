@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, insert, update
 
 from neurocortex import metrics
 from neurocortex.ids import new_id, now_ms
-from neurocortex.services import attachments
+from neurocortex.services import attachments, job_events
 from neurocortex.services.base import Services
 from neurocortex.store import tables as t
 
@@ -73,6 +73,7 @@ async def succeed(
     now = now_ms()
     system = {"createdBy": job["createdBy"], "createdAt": now}
     report_id = new_id()
+    ended = {"status": "Success", "endDate": now, "updatedBy": job["createdBy"], "updatedAt": now}
     rows = []
     for artifact in artifacts:
         row = {
@@ -112,18 +113,19 @@ async def succeed(
         await conn.execute(_INSERT_REPORT, report)
         if rows:
             await conn.execute(_INSERT_ARTIFACT, rows)
-    ended = job | {"status": "Success", "endDate": now, "updatedBy": job["createdBy"], "updatedAt": now,
-                   "lease_until": None}  # fmt: skip
-    artifacts_ = sorted((_ARTIFACT_COLUMNS | row for row in rows), key=lambda row: row["id"])
+        recorded = await job_events.record(conn, [job | ended])
+    job_events.announce(svc, recorded)
+    final = EndedJob(job | ended | {"lease_until": None}, report,
+                     sorted((_ARTIFACT_COLUMNS | row for row in rows), key=lambda row: row["id"]))  # fmt: skip
     metrics.job_ended(job, "Success", now)
-    _announce(svc, job, "Success", final=EndedJob(ended, report, artifacts_))
+    _announce(svc, job, "Success", final=final)
     return True
 
 
 async def fail(svc: Services, job: dict[str, Any], message: str, input_text: str | None = None) -> bool:
     now = now_ms()
-    values = {"status": "Failure", "endDate": now, "errorMessage": message, "input": input_text,
-              "updatedBy": job["createdBy"], "updatedAt": now, "lease_until": None}  # fmt: skip
+    ended = {"status": "Failure", "endDate": now, "errorMessage": message, "updatedBy": job["createdBy"],
+             "updatedAt": now}  # fmt: skip
     async with svc.db.write() as conn:
         claimed = await conn.execute(
             _FAIL,
@@ -137,10 +139,13 @@ async def fail(svc: Services, job: dict[str, Any], message: str, input_text: str
                 "input_text": input_text,
             },
         )
-    if claimed.rowcount != 1:
-        return False
+        if claimed.rowcount != 1:
+            return False
+        recorded = await job_events.record(conn, [job | ended])
+    job_events.announce(svc, recorded)
     metrics.job_ended(job, "Failure", now)
-    _announce(svc, job, "Failure", {"errorMessage": message}, EndedJob(job | values, None, []))
+    final = EndedJob(job | ended | {"input": input_text, "lease_until": None}, None, [])
+    _announce(svc, job, "Failure", {"errorMessage": message}, final)
     return True
 
 

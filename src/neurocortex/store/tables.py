@@ -287,3 +287,63 @@ audit = Table(
     Index("ix_audit_org_created", "organization", "createdAt"),
     Index("ix_audit_created", "createdAt"),
 )
+
+job_event = Table(
+    "job_event",
+    metadata,
+    # a job's state changes, for `/api/events` (resumed by number) and the webhooks; `seq` is the number
+    # clients see, given after the commit in an order readers can rely on (services/job_events.py)
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, unique=True),
+    Column("organization", String(255), nullable=False),
+    Column("type", String(32), nullable=False),  # job.created, job.started, job.succeeded...
+    Column("job", String(32), nullable=False),
+    Column("data", Text, nullable=False),  # JSON: the job's public fields
+    Column("createdAt", BigInteger, nullable=False, index=True),
+    Index("ix_job_event_org_seq", "organization", "seq"),
+)
+
+job_event_counter = Table(
+    "job_event_counter",
+    metadata,
+    # one row: the last number given to an event; its row lock serializes the numbering
+    Column("id", Integer, primary_key=True),
+    Column("last", BigInteger, nullable=False),
+)
+
+webhook = Table(
+    "webhook",
+    metadata,
+    # where an organization's job events are POSTed (services/webhooks.py)
+    Column("id", String(32), primary_key=True),
+    Column("organization", String(255), ForeignKey("organization.id"), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("description", Text),
+    Column("secret", Text, nullable=False),  # encrypted; signs the deliveries, never returned
+    Column("events", JSON, nullable=False),  # event types sent; empty: all
+    Column("enabled", Boolean, nullable=False),
+    *_system_columns(),
+)
+
+webhook_delivery = Table(
+    "webhook_delivery",
+    metadata,
+    # one event to send to one webhook, and the log of its attempts; claimed by one node at a time
+    Column("id", String(32), primary_key=True),
+    Column("webhook", String(32), ForeignKey("webhook.id", ondelete="CASCADE"), nullable=False),
+    Column("event", BigInteger, nullable=False),  # the event's number (job_event.seq)
+    Column("eventType", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # Pending, Delivered, Failed
+    Column("attempts", Integer, nullable=False),
+    Column("nextAttemptAt", BigInteger),
+    Column("lastStatusCode", Integer),
+    Column("lastError", Text),
+    Column("lastAttemptAt", BigInteger),
+    Column("deliveredAt", BigInteger),
+    Column("createdAt", BigInteger, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", BigInteger),
+    Index("ix_webhook_delivery_due", "status", "nextAttemptAt"),
+    Index("ix_webhook_delivery_webhook", "webhook", "createdAt"),
+    Index("ix_webhook_delivery_event", "event"),
+)
