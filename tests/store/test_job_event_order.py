@@ -14,7 +14,7 @@ from neurocortex.crypto import SecretBox
 from neurocortex.ids import new_id
 from neurocortex.services import job_events
 from neurocortex.services.base import Services
-from neurocortex.services.catalog import CatalogLoader
+from neurocortex.services.catalog_sources import CatalogLoader
 from neurocortex.settings import Settings
 from neurocortex.store.datastore import Datastore
 from neurocortex.store.db import Database
@@ -38,7 +38,7 @@ async def test_numbers_become_visible_in_increasing_order_and_writers_never_wait
         db=db,
         box=SecretBox(b"test"),
         datastore=Datastore(tmp_path),
-        catalog_loader=CatalogLoader([], [], set()),
+        catalog_loader=CatalogLoader([], []),
     )
     slow, fast = job("acme"), job("acme")
     try:
