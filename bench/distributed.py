@@ -10,8 +10,8 @@
 2. Many slow jobs: M jobs of the Doze analyzer (a shell script that sleeps 2 s, a stand-in for a
    network-bound analyzer at a shell's memory cost) on the embedded server with M jobs allowed at once:
    the wall time from the first submission to the last end against the ideal 2 s, the server's peak
-   memory (VmHWM) and that of the server with all its analyzer processes (RSS, sampled). Meanwhile C
-   clients poll `GET /api/job/{id}` without pause: p50/p99 of their latency. Twice: submitted one request
+   memory (VmHWM) and that of the server with all its analyzer processes (RSS, sampled), how long jobs
+   waited and ran (p50/p99). Meanwhile C clients poll `GET /api/job/{id}` without pause: p50/p99 of their latency. Twice: submitted one request
    per job (64 in flight), then all in one `POST /api/job/_bulk`.
 
 Figures are printed and written to bench/results/distributed-<timestamp>.json.
@@ -254,6 +254,8 @@ async def sleepers(scratch: Path, m: int, pollers: int, bulk: bool) -> dict[str,
             wall = time.perf_counter() - started
             done.set()
             await asyncio.gather(*background)
+        queued = [(job["startDate"] - job["createdAt"]) / 1000 for job in jobs]
+        running = [(job["endDate"] - job["startDate"]) / 1000 for job in jobs]
         first_start = min(job["startDate"] for job in jobs)
         last_end = max(job["endDate"] for job in jobs)
         return {
@@ -264,6 +266,8 @@ async def sleepers(scratch: Path, m: int, pollers: int, bulk: bool) -> dict[str,
             "ideal_s": SLEEP_SECONDS,
             "wall_over_ideal": round(wall / SLEEP_SECONDS, 2),
             "first_start_to_last_end_s": round((last_end - first_start) / 1000, 3),
+            "created_to_started_p50_p99_s": [round(percentile(queued, q), 3) for q in (50, 99)],
+            "started_to_ended_p50_p99_s": [round(percentile(running, q), 3) for q in (50, 99)],
             "server_peak_rss_mb": round(peak_rss(server.pid) / 2**20, 1),
             "server_and_analyzers_peak_rss_mb": round(peak_tree / 2**20, 1),
             "pollers": pollers,
