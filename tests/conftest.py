@@ -82,19 +82,28 @@ class Server:
         raise RuntimeError(f"server did not start:\n{self.log()}")
 
     def stop(self, kill: bool = False) -> None:
-        if self.process and self.process.poll() is None:
-            if kill:
-                self.process.kill()
-            else:
-                self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, kill)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+        return read_log(self.log_path)
+
+
+def stop_process(process: subprocess.Popen | None, kill: bool = False) -> None:
+    """SIGTERM (or SIGKILL), then SIGKILL if it has not ended 20 s later."""
+    if process and process.poll() is None:
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def read_log(path: Path | None) -> str:
+    return path.read_text(errors="replace") if path and path.exists() else ""
 
 
 def make_server(tmp: Path, extra_env: dict[str, str] | None = None, args: list[str] | None = None) -> Server:

@@ -16,7 +16,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, TEST_WORKERS, Server, bootstrap_superadmin, drop_database, make_server
+from tests.conftest import (
+    ROOT,
+    TEST_WORKERS,
+    Server,
+    bootstrap_superadmin,
+    drop_database,
+    make_server,
+    read_log,
+    stop_process,
+)
 
 POSTGRES_ADMIN = os.environ.get(
     "NEUROCORTEX_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -55,16 +64,10 @@ class Worker:
         self.process.wait()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+        return read_log(self.log_path)
 
 
 @dataclass
