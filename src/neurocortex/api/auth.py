@@ -93,7 +93,7 @@ async def authenticate(request: Request) -> AuthContext:
         user = user or await users.user_for_key(svc, key)
         if user is not None:
             return _context(user, "key", request_id)
-    user = await _certificate_user(request, svc)
+    user = await certificate_user(request, svc)
     if user is not None:
         return _context(user, "x509", request_id)
     if svc.settings.auth_basic and authorization[:6].lower() == "basic ":
@@ -112,7 +112,8 @@ async def authenticate(request: Request) -> AuthContext:
     raise AuthenticationError()
 
 
-async def _certificate_user(request: Request, svc: Services) -> dict | None:
+async def certificate_user(request: Request, svc: Services) -> dict | None:
+    """The user a trusted reverse proxy vouches for with a verified client certificate, if any."""
     settings = svc.settings
     if not settings.x509_header or not request.headers.get(settings.x509_header):
         return None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse, Response
 
-from neurocortex.api.auth import client_address, cross_site, init_allowed, is_local
+from neurocortex.api.auth import certificate_user, client_address, cross_site, init_allowed, is_local
 from neurocortex.auth.context import init_context
 from neurocortex.auth.sessions import SESSION_COOKIE
 from neurocortex.errors import (
@@ -92,9 +94,33 @@ async def setup(request: Request) -> Response:
 async def login_form(request: Request) -> Response:
     if not await users.any_user_exists(request.app.state.services):
         return _redirect("/ui/setup")
-    return page(request, "login.html", next=request.query_params.get("next", ""),
-                expired="expired" in request.query_params,
-                signed_out="signed_out" in request.query_params)  # fmt: skip
+    return _login_page(request, next=request.query_params.get("next", ""),
+                       expired="expired" in request.query_params,
+                       signed_out="signed_out" in request.query_params)  # fmt: skip
+
+
+def _login_page(request: Request, status: int = 200, **values: Any) -> Response:
+    """The login page, with the single sign-on and certificate buttons when those logins are configured."""
+    svc = request.app.state.services
+    return page(request, "login.html", status=status, sso=request.app.state.sso is not None,
+                certificate=bool(svc.settings.x509_header), **values)  # fmt: skip
+
+
+@router.post("/ui/login/certificate")
+async def certificate_login(request: Request) -> Response:
+    """A session for the holder of the client certificate the trusted reverse proxy verified."""
+    if cross_site(request):
+        raise AuthorizationError("Sign in from this site's own login page")
+    form = await request.form()
+    target = _local_target(str(form.get("next", "")))
+    svc = request.app.state.services
+    user = await certificate_user(request, svc)
+    if user is None:
+        return _login_page(request, status=401, next=target,
+                           problem="No verified client certificate of a known, active user came with this request.")  # fmt: skip
+    await users.record_login(svc, user["id"], user, client_address(request), "x509")
+    _start_session(request, user["id"], "x509")
+    return _redirect(target)
 
 
 @router.post("/ui/login")
@@ -112,10 +138,10 @@ async def login(request: Request) -> Response:
         user, provider = await request.app.state.password_login.login(svc, login_, password, address)
     except AuthenticationError:
         await users.record_login(svc, login_, None, address)
-        return page(request, "login.html", next=target, login=login_, status=401,
-                    problem="Wrong login or password, or this account is locked.")  # fmt: skip
+        return _login_page(request, status=401, next=target, login=login_,
+                           problem="Wrong login or password, or this account is locked.")  # fmt: skip
     except RateLimitExceeded as exc:
-        return page(request, "login.html", next=target, login=login_, status=429, problem=exc.message)
+        return _login_page(request, status=429, next=target, login=login_, problem=exc.message)
     await users.record_login(svc, login_, user, address)
     _start_session(request, user["id"], provider)
     return _redirect(target)
