@@ -75,7 +75,9 @@ def test_a_flood_does_not_starve_another_organization(busy: Node) -> None:
     later_min = starts[-1]
     for n in range(len(starts) - 1, -1, -1):
         later_min = min(later_min, starts[n])
-        assert starts[n] - later_min < 1000, "a job started long after jobs submitted after it"
+        # a job id is taken before its insert commits: with 32 submissions in flight on a loaded 2-core
+        # machine, a job can become visible to the dispatcher a second or more after later ones
+        assert starts[n] - later_min < 2000, "a job started long after jobs submitted after it"
     assert max_overlap(jobs_a + jobs_b) <= 8
 
 
