@@ -57,6 +57,10 @@ log = logging.getLogger("neurocortex")
 
 
 async def build_services(settings: Settings) -> Services:
+    if settings.distributed and settings.resolved_database_url.startswith("sqlite"):
+        raise RuntimeError(
+            "distributed mode needs a database all nodes share: set a postgresql+asyncpg:// URL"
+        )
     if settings.distributed and not settings.secret_key:
         # each node would otherwise make a key of its own, and none could read the others' secrets or keys
         raise RuntimeError("distributed mode: give every node the same NEUROCORTEX_SECRET_KEY")
@@ -99,10 +103,6 @@ def _dispatcher(svc: Services) -> EmbeddedDispatcher:
     executor = Executor(svc, svc.runners)
     if not svc.settings.distributed:
         return EmbeddedDispatcher(svc, executor)
-    if svc.db.is_sqlite:
-        raise RuntimeError(
-            "distributed mode needs a database all nodes share: set a postgresql+asyncpg:// URL"
-        )
     from neurocortex.execution.broker import Broker
     from neurocortex.execution.distributed import DistributedDispatcher
 

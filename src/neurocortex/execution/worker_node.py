@@ -175,8 +175,6 @@ def run_worker(settings: Settings, capacity: int, name: str | None = None) -> No
     """Run a Celery worker until it is told to stop (SIGTERM: finish the running jobs, then stop)."""
     if not settings.distributed:
         raise SystemExit("a worker needs the broker: set NEUROCORTEX_BROKER_URL or --broker-url")
-    if settings.resolved_database_url.startswith("sqlite"):
-        raise SystemExit("distributed mode needs a database all nodes share: set a postgresql+asyncpg:// URL")
     loop = LoopThread()
     try:
         node, listener = loop.call(_start_node(settings, capacity))

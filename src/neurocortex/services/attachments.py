@@ -50,13 +50,13 @@ async def local_path(svc: Services, file_id: str) -> Path | None:
     path = svc.datastore.path(file_id)
     if path is not None or not svc.settings.shared_attachments:
         return path
-    async with svc.db.read() as conn:
-        if not await _in_database(conn, file_id):
-            return None
-        svc.datastore.root.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(dir=svc.datastore.root, prefix=".fetching-")
-        try:
-            with open(fd, "wb") as temp:
+    svc.datastore.root.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=svc.datastore.root, prefix=".fetching-")
+    try:
+        with open(fd, "wb") as temp:
+            async with svc.db.read() as conn:
+                if not await _in_database(conn, file_id):
+                    return None
                 seq = 0
                 while True:
                     chunk = await conn.scalar(
@@ -68,10 +68,11 @@ async def local_path(svc: Services, file_id: str) -> Path | None:
                         break
                     temp.write(chunk)
                     seq += 1
-            stored = await asyncio.to_thread(svc.datastore.put_file, Path(temp_name))
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp_name)
+        # hashed into the datastore once the connection is back in the pool: it may take a while
+        stored = await asyncio.to_thread(svc.datastore.put_file, Path(temp_name))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
     if stored.id != file_id:  # never hand a worker bytes that are not what the job names
         log.error("attachment %s in the database does not match its hash (got %s)", file_id, stored.id)
         return None
